@@ -1,0 +1,65 @@
+"""Prometheus metric families (contract §2.4). Labels never hold ids or state values."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+DECISIONS = Counter(
+    "router_decisions_total", "Routing decisions made.", ["ruleset", "rule", "outcome"]
+)
+DECISION_DURATION = Histogram(
+    "router_decision_duration_seconds",
+    "Time from a route request's arrival to its answer.",
+    buckets=_LATENCY_BUCKETS,
+)
+UPSTREAM_REQUESTS = Counter(
+    "router_upstream_requests_total",
+    "Lookups against PolyAI, by source and result (ok, not_found, timeout, error, circuit_open).",
+    ["source", "result"],
+)
+UPSTREAM_DURATION = Histogram(
+    "router_upstream_duration_seconds",
+    "Time spent on one upstream lookup, retries included.",
+    ["source"],
+    buckets=_LATENCY_BUCKETS,
+)
+RULES_RELOADS = Counter(
+    "router_rules_reloads_total", "Rule reloads, by result (ok, error).", ["result"]
+)
+RULESET_INFO = Gauge(
+    "router_ruleset_info",
+    "The version of each ruleset being served (value 1).",
+    ["ruleset", "version"],
+    multiprocess_mode="livemax",
+)
+BREAKER_OPEN = Gauge(
+    "router_breaker_open",
+    "1 while the circuit breaker of a source is open.",
+    ["source"],
+    multiprocess_mode="livemax",
+)
+STORE_UP = Gauge(
+    "router_store_up", "1 while the shared store answers.", multiprocess_mode="livemin"
+)
+STORE_DURATION = Histogram(
+    "router_store_duration_seconds",
+    "Time of one round trip to the shared store.",
+    ["operation"],
+    buckets=_LATENCY_BUCKETS,
+)

@@ -1,0 +1,160 @@
+"""Every ``ROUTER_*`` and ``POLYAI_*`` setting, read and validated once at start.
+
+A bad value stops the start with one line that names the variable
+(see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REGIONS = ("us-1", "uk-1", "euw-1")
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the variable."""
+
+
+class ApiKey:
+    """One API key and the rulesets it may use (``None``: every ruleset)."""
+
+    __slots__ = ("key", "rulesets")
+
+    def __init__(self, key: str, rulesets: frozenset[str] | None) -> None:
+        self.key = key
+        self.rulesets = rulesets
+
+    def allows(self, ruleset: str) -> bool:
+        return self.rulesets is None or ruleset in self.rulesets
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"ApiKey(<redacted>, rulesets={sorted(self.rulesets) if self.rulesets else '*'})"
+
+
+class Settings(BaseSettings):
+    """The service's configuration (contract §5). Flags on ``router serve`` override."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    rules: Path = Field(default=Path("./rules"), alias="ROUTER_RULES")
+    host: str = Field(default="127.0.0.1", alias="ROUTER_HOST")
+    port: int = Field(default=8080, ge=0, le=65535, alias="ROUTER_PORT")
+    api_keys: str = Field(default="", alias="ROUTER_API_KEYS", repr=False)
+    budget_ms: int = Field(default=500, ge=1, alias="ROUTER_BUDGET_MS")
+    max_budget_ms: int = Field(default=5000, ge=1, alias="ROUTER_MAX_BUDGET_MS")
+    store: str = Field(default="memory", alias="ROUTER_STORE")
+    cache_ttl_s: float = Field(default=600, ge=0, alias="ROUTER_CACHE_TTL_S")
+    push_ttl_s: float = Field(default=3600, gt=0, alias="ROUTER_PUSH_TTL_S")
+    decision_ttl_s: float = Field(default=86400, gt=0, alias="ROUTER_DECISION_TTL_S")
+    webhook_secret: str = Field(default="", alias="ROUTER_WEBHOOK_SECRET", repr=False)
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", alias="ROUTER_LOG_LEVEL"
+    )
+    log_format: Literal["json", "console"] = Field(default="json", alias="ROUTER_LOG_FORMAT")
+    log_state: bool = Field(default=False, alias="ROUTER_LOG_STATE")
+    polyai_region: Literal["us-1", "uk-1", "euw-1"] = Field(default="us-1", alias="POLYAI_REGION")
+    polyai_account_id: str = Field(default="", alias="POLYAI_ACCOUNT_ID")
+    polyai_project_id: str = Field(default="", alias="POLYAI_PROJECT_ID")
+    polyai_agent_id: str = Field(default="", alias="POLYAI_AGENT_ID")
+    polyai_api_key: str = Field(default="", alias="POLYAI_API_KEY", repr=False)
+    polyai_handoff_url: str = Field(default="", alias="POLYAI_HANDOFF_URL")
+    polyai_data_url: str = Field(default="", alias="POLYAI_DATA_URL")
+    breaker_failures: int = Field(default=5, ge=1, alias="ROUTER_BREAKER_FAILURES")
+    breaker_reset_s: float = Field(default=10, gt=0, alias="ROUTER_BREAKER_RESET_S")
+    memory_max_entries: int = Field(default=100_000, ge=1, alias="ROUTER_MEMORY_MAX_ENTRIES")
+    store_timeout_ms: float = Field(default=50, gt=0, alias="ROUTER_STORE_TIMEOUT_MS")
+    upstream_max_bytes: int = Field(default=1_048_576, ge=1, alias="ROUTER_UPSTREAM_MAX_BYTES")
+    max_body_bytes: int = Field(default=65_536, ge=1, alias="ROUTER_MAX_BODY_BYTES")
+
+    @field_validator("polyai_handoff_url", "polyai_data_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        schemes = ("redis://", "rediss://", "redis+cluster://", "redis+sentinel://", "unix://")
+        if value != "memory" and not value.startswith(schemes):
+            raise ValueError(
+                "must be 'memory' or a redis://, rediss://, redis+cluster:// "
+                "or redis+sentinel:// URL"
+            )
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            key, _, scope = item.partition("=")
+            if not key.strip():
+                raise ValueError(
+                    "an entry has an empty key (expected key or key=ruleset1|ruleset2)"
+                )
+            if "=" in item and not any(s.strip() for s in scope.split("|")):
+                raise ValueError("an entry has '=' but names no ruleset")
+        return value
+
+    @model_validator(mode="after")
+    def _budgets(self) -> Settings:
+        if self.budget_ms > self.max_budget_ms:
+            raise ValueError("ROUTER_BUDGET_MS must not exceed ROUTER_MAX_BUDGET_MS")
+        return self
+
+    # Derived values -------------------------------------------------------
+
+    @property
+    def handoff_base_url(self) -> str:
+        return self.polyai_handoff_url or f"https://api.{self.polyai_region}.platform.polyai.app"
+
+    @property
+    def data_base_url(self) -> str:
+        return self.polyai_data_url or f"https://api.{self.polyai_region}.poly.ai"
+
+    @property
+    def agent_id(self) -> str:
+        return self.polyai_agent_id or self.polyai_project_id
+
+    @property
+    def lookups_enabled(self) -> bool:
+        return bool(self.polyai_api_key)
+
+    def parsed_api_keys(self) -> tuple[ApiKey, ...]:
+        keys: list[ApiKey] = []
+        for item in filter(None, (part.strip() for part in self.api_keys.split(","))):
+            key, sep, scope = item.partition("=")
+            rulesets = frozenset(s.strip() for s in scope.split("|") if s.strip()) if sep else None
+            keys.append(ApiKey(key.strip(), rulesets))
+        return tuple(keys)
+
+    def host_is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+_FIELD_TO_ENV = {name: (field.alias or name) for name, field in Settings.model_fields.items()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (and ``overrides``, e.g. from flags) into :class:`Settings`.
+
+    Raises :class:`SettingsError` whose message names the variable at fault.
+    """
+    try:
+        return Settings(**{_FIELD_TO_ENV.get(k, k): v for k, v in overrides.items()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"][0] if first["loc"] else ""
+        name = _FIELD_TO_ENV.get(str(loc), str(loc)) or "configuration"
+        raise SettingsError(f"{name}: {first['msg']}") from None
