@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -199,8 +200,18 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"no ruleset '{args.ruleset}' in {args.rules} (rulesets: {known})")
     facts = {k: v for k, v in document.items() if k not in ("conversation_id", "shared_id")}
     conversation_id, shared_id = document.get("conversation_id"), document.get("shared_id")
+    started = time.perf_counter()
     decision = ruleset.explain(facts, conversation_id=conversation_id, shared_id=shared_id, at=at)
-    body = {"conversation_id": conversation_id, "shared_id": shared_id, **decision.to_dict()}
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    # The same object POST /v1/explain answers; facts given in the file count as inline.
+    sources = {name: "inline" if value is not None else "error" for name, value in facts.items()}
+    body = {
+        "conversation_id": conversation_id,
+        "shared_id": shared_id,
+        **decision.to_dict(),
+        "sources": sources,
+        "elapsed_ms": elapsed_ms,
+    }
     if args.format == "json":
         _dump(body, out)
         return EXIT_OK

@@ -380,6 +380,13 @@ def _unknown_condition_key(key: str, here: tuple[str | int, ...]) -> ConditionEr
     from router.engine.problems import did_you_mean
 
     hint = did_you_mean(key, (*COMBINATORS, *NAMESPACES))
+    if key in ("route", "id", "description", "when"):
+        return ConditionError(
+            f"'{key}' belongs to the rule, not inside 'when': check this line's indentation "
+            "(it should line up with 'when:')",
+            here,
+            at_key=True,
+        )
     if key in NAMESPACES:
         return ConditionError(
             f"'{key}' needs a key: write '{key}.<name>', e.g. '{key}.customer_tier'",

@@ -252,12 +252,15 @@ def _explain(node: Node | None, scope: Scope) -> tuple[bool | None, dict[str, An
         value = node.read(scope)
         for op in node.ops:
             if not op.check(value):
-                return False, {
+                failure = {
                     "path": node.path,
                     "op": op.name,
                     "expected": _plain(op.expected),
                     **_actual(value),
                 }
+                if node.ignore_case:
+                    failure["ignore_case"] = True
+                return False, failure
         return True, None
     if isinstance(node, All):
         unknown: dict[str, Any] | None = None

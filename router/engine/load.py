@@ -210,6 +210,7 @@ class _Builder:
         self.marks = marks
         self.problems: list[Problem] = []
         self._lines: list[str] | None = None
+        self._rule_locs: dict[str, Loc] = {}
 
     # problems
 
@@ -295,7 +296,7 @@ class _Builder:
             if data.get("fallback") is not None
             else None
         )
-        tests = self._tests(data.get("tests", []), {rule.id for rule in rules})
+        tests = self._tests(data.get("tests", []), {rule.id for rule in rules}, bool(schedules))
         self._unreachable(rules)
         self.problems.sort(key=lambda p: (p.line, p.col))
         if self.failed or default is None or tz is None:
@@ -426,6 +427,7 @@ class _Builder:
                 )
             elif isinstance(rule_id, str):
                 first_line[rule_id] = line
+                self._rule_locs[rule_id] = (*loc, "id")
             if model is None:
                 continue
             route = self._route(model.route, (*loc, "route"), model.id)
@@ -500,7 +502,7 @@ class _Builder:
             self.error(loc, str(exc), offset=exc.offset)
             return None
 
-    def _tests(self, raw: Any, rule_ids: set[str]) -> list[TestCase]:
+    def _tests(self, raw: Any, rule_ids: set[str], clocked: bool) -> list[TestCase]:
         if not isinstance(raw, list):
             self.error(("tests",), "'tests' is a list of test cases (each starts with '- name: …')")
             return []
@@ -523,6 +525,12 @@ class _Builder:
                 hint = did_you_mean(expect["rule"], rule_ids)
                 self.error((*loc, "expect", "rule"), f"unknown rule '{expect['rule']}'{hint}")
             at = None
+            if model.at is None and clocked:
+                self.warn(
+                    (*loc, "name"),
+                    f"test '{model.name}' has no 'at': with schedules in this file its result "
+                    'depends on when it runs (add e.g. at: "2026-11-23T10:00:00")',
+                )
             if model.at is not None:
                 try:
                     at = datetime.fromisoformat(model.at)
@@ -577,7 +585,4 @@ class _Builder:
                 catch_all = rule
 
     def _rule_loc(self, rule: Rule) -> Loc:
-        for i, body in enumerate(self.data.get("rules", [])):
-            if isinstance(body, dict) and body.get("id") == rule.id:
-                return ("rules", i, "id")
-        return ("rules",)
+        return self._rule_locs.get(rule.id, ("rules",))

@@ -107,4 +107,4 @@ def sanitise(text: str) -> str:
     Agents' desktops render labels; a newline, a bell or a right-to-left
     override injected through conversation state must not reach them.
     """
-    return _CONTROL.sub("", _SPACE.sub(" ", text))
+    return _SPACE.sub(" ", _CONTROL.sub("", text))

@@ -186,7 +186,7 @@ def _compose(text: str) -> tuple[Any, Marks]:
         mark = exc.problem_mark or exc.context_mark
         line, col = _pos(mark) if mark is not None else (1, 1)
         what = exc.problem or exc.context or "invalid YAML"
-        raise YamlProblem(line, col, f"YAML syntax: {what}") from None
+        raise YamlProblem(line, col, f"YAML syntax: {what}{_hint(text, what, mark)}") from None
     except yaml.YAMLError as exc:  # reader errors (bad characters) carry a position too
         position = getattr(exc, "position", None)
         line, col = _line_col(text, position) if isinstance(position, int) else (1, 1)
@@ -200,6 +200,19 @@ _ANCHOR_MESSAGE = (
     "write the value out (schedules can be shared by name)"
 )
 _TAG_MESSAGE = "YAML tags (!tag, !!type) are not allowed in rule files"
+
+
+def _hint(text: str, problem: str, mark: Any) -> str:
+    """A plain-words suggestion for the YAML mistakes people make most."""
+    index = getattr(mark, "index", None)
+    char = text[index] if isinstance(index, int) and 0 <= index < len(text) else ""
+    if char == "\t" or "found character '\\t'" in problem:
+        return " (a tab: YAML is indented with spaces, never tabs)"
+    if "mapping values are not allowed" in problem:
+        return " (a value that contains ': ' must be put in quotes, e.g. label: \"Billing: gold\")"
+    if "could not find expected ':'" in problem:
+        return " (check the indentation of this line and the one before)"
+    return ""
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:
@@ -229,7 +242,8 @@ def read_yaml(raw: bytes, filename: str) -> tuple[Any, Marks, list[Problem]]:
             )
         if b"\x00" in raw[:8192] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
             index = raw.index(b"\x00")
-            line, col = _line_col(raw[:index].decode("utf-8", errors="replace"), index)
+            before = raw[:index].decode("utf-8", errors="replace")
+            line, col = _line_col(before, len(before))
             raise YamlProblem(line, col, "file is binary, not YAML text")
         text = _decode(raw)
         data, marks = _compose(text)
