@@ -252,7 +252,7 @@ def _explain(node: Node | None, scope: Scope) -> tuple[bool | None, dict[str, An
         value = node.read(scope)
         for op in node.ops:
             if not op.check(value):
-                failure = {
+                failure: dict[str, Any] = {
                     "path": node.path,
                     "op": op.name,
                     "expected": _plain(op.expected),
@@ -265,21 +265,21 @@ def _explain(node: Node | None, scope: Scope) -> tuple[bool | None, dict[str, An
     if isinstance(node, All):
         unknown: dict[str, Any] | None = None
         for child in node.children:
-            result, failure = _explain(child, scope)
+            result, reason = _explain(child, scope)
             if result is False:
-                return False, failure
+                return False, reason
             if result is None and unknown is None:
-                unknown = failure
+                unknown = reason
         return (None, unknown) if unknown is not None else (True, None)
     if isinstance(node, AnyOf):
         branches: list[dict[str, Any] | None] = []
         saw_unknown = False
         for child in node.children:
-            result, failure = _explain(child, scope)
+            result, reason = _explain(child, scope)
             if result is True:
                 return True, None
             saw_unknown = saw_unknown or result is None
-            branches.append(failure)
+            branches.append(reason)
         summary = {
             "path": None,
             "op": "any",

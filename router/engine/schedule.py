@@ -95,13 +95,17 @@ class Schedule:
         return self.weekly[day.weekday()]
 
     def is_open(self, at: datetime) -> bool:
-        local = at.astimezone(self.tz)
+        try:
+            local = at.astimezone(self.tz)
+            yesterday = local.date() - timedelta(days=1)
+        except OverflowError:  # the first or last day representable: no office is open then
+            return False
         today = local.date()
         second = local.hour * 3600 + local.minute * 60 + local.second
         for start, end in self.ranges_on(today):
             if start <= second < end:
                 return True
-        for _start, end in self.ranges_on(today - timedelta(days=1)):
+        for _start, end in self.ranges_on(yesterday):
             if end > _DAY and second < end - _DAY:
                 return True
         return False

@@ -1,0 +1,1 @@
+"""Tests of the router command line, run through the real console script."""

@@ -1,0 +1,1 @@
+"""Tests of the rule engine (router.engine): rule files, matching, decisions."""
