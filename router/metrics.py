@@ -63,3 +63,12 @@ STORE_DURATION = Histogram(
     ["operation"],
     buckets=_LATENCY_BUCKETS,
 )
+STORE_OUTBOX_DROPPED = Counter(
+    "router_store_outbox_dropped_total",
+    "Decisions dropped from the shared store's outbox (it was full while the store was down).",
+)
+STORE_OUTBOX_PENDING = Gauge(
+    "router_store_outbox_pending",
+    "Decisions waiting in this process's outbox for the shared store to answer again.",
+    multiprocess_mode="livesum",
+)

@@ -14,6 +14,16 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGIONS = ("us-1", "uk-1", "euw-1")
+STORE_SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "unix",
+)
+"""URL schemes ``ROUTER_STORE`` accepts besides ``memory`` (``rediss``: TLS)."""
 
 
 class SettingsError(Exception):
@@ -68,6 +78,9 @@ class Settings(BaseSettings):
     breaker_reset_s: float = Field(default=10, gt=0, alias="ROUTER_BREAKER_RESET_S")
     memory_max_entries: int = Field(default=100_000, ge=1, alias="ROUTER_MEMORY_MAX_ENTRIES")
     store_timeout_ms: float = Field(default=50, gt=0, alias="ROUTER_STORE_TIMEOUT_MS")
+    store_prefix: str = Field(default="router:", max_length=64, alias="ROUTER_STORE_PREFIX")
+    store_pool_size: int = Field(default=50, ge=1, le=10_000, alias="ROUTER_STORE_POOL_SIZE")
+    store_outbox_max: int = Field(default=10_000, ge=0, alias="ROUTER_STORE_OUTBOX_MAX")
     upstream_max_bytes: int = Field(default=1_048_576, ge=1, alias="ROUTER_UPSTREAM_MAX_BYTES")
     max_body_bytes: int = Field(default=65_536, ge=1, alias="ROUTER_MAX_BODY_BYTES")
 
@@ -81,12 +94,33 @@ class Settings(BaseSettings):
     @field_validator("store")
     @classmethod
     def _store(cls, value: str) -> str:
-        schemes = ("redis://", "rediss://", "redis+cluster://", "redis+sentinel://", "unix://")
-        if value != "memory" and not value.startswith(schemes):
+        if value == "memory":
+            return value
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in STORE_SCHEMES:
             raise ValueError(
                 "must be 'memory' or a redis://, rediss://, redis+cluster:// "
                 "or redis+sentinel:// URL"
             )
+        # The messages below never echo the URL: it may hold a password.
+        if scheme.lower() != "unix":
+            hosts = rest.split("?", 1)[0].split("/", 1)[0].rpartition("@")[2]
+            if not hosts:
+                raise ValueError(f"a {scheme}:// URL needs a host (and port)")
+        if scheme.lower().endswith("+sentinel"):
+            path = rest.split("?", 1)[0].partition("/")[2]
+            if not path.split("/", 1)[0]:
+                raise ValueError(
+                    "a redis+sentinel:// URL names the master: "
+                    "redis+sentinel://host:26379/master-name"
+                )
+        return value
+
+    @field_validator("store_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("must not hold '{' or '}' (they would change the Redis hash tag)")
         return value
 
     @field_validator("api_keys")

@@ -105,10 +105,8 @@ class Schedule:
         for start, end in self.ranges_on(today):
             if start <= second < end:
                 return True
-        for _start, end in self.ranges_on(yesterday):
-            if end > _DAY and second < end - _DAY:
-                return True
-        return False
+        # Yesterday's ranges that ran past midnight spill into today.
+        return any(end > _DAY and second < end - _DAY for _, end in self.ranges_on(yesterday))
 
     def local_time(self, at: datetime) -> str:
         """For traces: the local wall-clock time the schedule was judged at."""
