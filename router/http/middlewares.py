@@ -1,0 +1,175 @@
+"""Cross-cutting request handling, outermost first: request context, errors, authentication.
+
+Handlers stay about their endpoint: they get an authenticated request with a request id
+bound to every log line, raise :class:`~router.http.errors.ApiError` for failures, and
+never see a stack trace escape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+
+import structlog
+from aiohttp import web
+
+from router.http.errors import ApiError, body_too_large, error_response, from_status
+from router.http.keys import API_KEY, API_KEYS, ARRIVAL, REQUEST_ID, SETTINGS
+from router.settings import ApiKey
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+log = structlog.get_logger("router.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[ -~]{1,128}")
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+"""Paths that need no API key (probes, scrapes, the API description)."""
+
+SIGNED_ROUTES = frozenset({"push_event"})
+"""Route names that may authenticate by request signature instead of a key."""
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+_HEADERS_KEPT_ON_ERRORS = ("Allow", "WWW-Authenticate", "Retry-After")
+
+
+def _route_template(request: web.Request) -> str:
+    """The matched route's template (never the raw path, which may carry ids)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "-"
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Note the arrival time, adopt or make the request id, bind it to every log line, and
+    log one ``request`` line per request (its route template, never the raw path)."""
+    request[ARRIVAL] = time.monotonic()
+    offered = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = offered if _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4())
+    request[REQUEST_ID] = request_id
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await handler(request)
+        except asyncio.CancelledError:
+            log.info("request_cancelled", method=request.method, route=_route_template(request))
+            raise
+        # Probes and scrapes come every few seconds: keep them out of the info log.
+        log_at = log.debug if request.path in PUBLIC_PATHS else log.info
+        log_at(
+            "request",
+            method=request.method,
+            route=_route_template(request),
+            status=response.status,
+            duration_ms=round((time.monotonic() - request[ARRIVAL]) * 1000, 3),
+        )
+        return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves in the contract's error shape; nothing else escapes."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kept = {k: exc.headers[k] for k in _HEADERS_KEPT_ON_ERRORS if k in exc.headers}
+        if exc.status == 413:
+            return error_response(body_too_large(request.app[SETTINGS].max_body_bytes))
+        return error_response(from_status(exc.status, headers=kept))
+    except Exception:
+        log.exception("unhandled_error", route=_route_template(request))
+        return error_response(from_status(500))
+
+
+def find_key(keys: Iterable[ApiKey], presented: str) -> ApiKey | None:
+    """The configured key equal to ``presented``, comparing in constant time against each.
+
+    Digests are compared, not the keys, so that not even a key's length shows in the timing;
+    there is no early exit, so neither does which key (if any) matched.
+    """
+    offered = _digest(presented)
+    found: ApiKey | None = None
+    for key in keys:
+        if hmac.compare_digest(_digest(key.key), offered):
+            found = found or key
+    return found
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
+
+
+def presented_key(request: web.Request) -> str | None:
+    """The key in ``Authorization: Bearer …`` or ``X-API-Key``, if any."""
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    api_key = request.headers.get("X-API-Key", "").strip()
+    return api_key or None
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Require a configured API key, except on public paths and when auth is off.
+
+    Signed routes (the push webhook) may instead carry a request signature, which only
+    the handler can check (it needs the raw body); they pass with ``API_KEY`` unset.
+    """
+    request[API_KEY] = None
+    keys = request.app[API_KEYS]
+    if not keys or request.path in PUBLIC_PATHS:
+        return await handler(request)
+    offered = presented_key(request)
+    key = find_key(keys, offered) if offered is not None else None
+    if key is None and request.match_info.route.name not in SIGNED_ROUTES:
+        raise unauthorized(offered is not None)
+    request[API_KEY] = key
+    return await handler(request)
+
+
+def unauthorized(key_was_offered: bool) -> ApiError:
+    """The 401 for a missing or wrong key."""
+    if key_was_offered:
+        code, message = "invalid_api_key", "The API key is not valid."
+    else:
+        code, message = (
+            "missing_api_key",
+            "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
+        )
+    return ApiError(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="router"'})
+
+
+def require_ruleset_access(request: web.Request, ruleset: str) -> None:
+    """403 unless the caller's key may use ``ruleset`` (any key may when unscoped)."""
+    key = request.get(API_KEY)
+    if key is not None and not key.allows(ruleset):
+        raise ApiError(
+            403,
+            "ruleset_forbidden",
+            f"This API key may not use the ruleset {ruleset!r}.",
+            [{"path": "ruleset", "message": "not allowed for this key"}],
+        )
+
+
+async def add_standard_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the request id and the security headers on every answer."""
+    response.headers[REQUEST_ID_HEADER] = request.get(REQUEST_ID) or str(uuid.uuid4())
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)

@@ -1,0 +1,219 @@
+"""Request and response bodies of the HTTP API (contract §2), as pydantic models.
+
+The server validates requests with these models, and :mod:`router.http.openapi` builds
+the OpenAPI document from the very same classes, so the two cannot disagree. Response
+models document (and the tests check) what the handlers send; the hot path serialises
+plain dicts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+
+from router.facts.gather import SourceStatus
+from router.store.base import StoreStatus
+
+# Ids are 1–256 printable ASCII characters (U+0020–U+007E): they end up in logs, store
+# keys and SIP headers, where control characters and exotic code points do harm.
+PRINTABLE_PATTERN = r"^[ -~]+$"
+
+ConversationId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256, pattern=PRINTABLE_PATTERN),
+    Field(description="1–256 printable ASCII characters.", examples=["0bba04d7-38b3-4fd3"]),
+]
+RulesetName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256, pattern=PRINTABLE_PATTERN),
+    Field(description="The ruleset's name (its `ruleset:` key, else its file stem)."),
+]
+
+Outcome = Literal["matched", "default", "fallback"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _one_of_ids_schema(id_field: str) -> dict[str, Any]:
+    """JSON Schema for "`id_field` or `shared_id` is a string" (the model validator's rule)."""
+    return {
+        "anyOf": [
+            {"required": [field], "properties": {field: {"type": "string"}}}
+            for field in (id_field, "shared_id")
+        ]
+    }
+
+
+def _require_an_id(id_field: str, id_value: str | None, shared_id: str | None) -> None:
+    """At least one id: `ctx.field` lets the 422 name a path for this model-level check."""
+    if id_value is None and shared_id is None:
+        raise PydanticCustomError(
+            "missing_id", f"give {id_field} or shared_id (or both)", {"field": id_field}
+        )
+
+
+class RouteRequest(_Strict):
+    """Body of `POST /v1/route` and `POST /v1/explain` (§2.1)."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of_ids_schema("conversation_id"))
+
+    conversation_id: ConversationId | None = Field(
+        default=None, description="The PolyAI conversation id."
+    )
+    shared_id: ConversationId | None = Field(
+        default=None, description="The id shared with the telephony platform (e.g. call SID)."
+    )
+    ruleset: RulesetName = Field(default="default", description="Which ruleset decides.")
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the platform knows (DNIS, ANI, IVR choice …): the `context` namespace.",
+    )
+    handoff: dict[str, Any] | None = Field(
+        default=None, description="Handoff data given inline: the Handoff API is not called."
+    )
+    state: dict[str, Any] | None = Field(
+        default=None,
+        description="conv.state given inline: the conversation record is not fetched.",
+    )
+    budget_ms: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Latency budget in ms (default ROUTER_BUDGET_MS, at most "
+        "ROUTER_MAX_BUDGET_MS: larger values are clamped).",
+    )
+
+    @model_validator(mode="after")
+    def _an_id(self) -> RouteRequest:
+        _require_an_id("conversation_id", self.conversation_id, self.shared_id)
+        return self
+
+    def budget_within(self, default_ms: float, max_ms: float) -> float:
+        """The budget this request runs on: its own or the default, clamped to the maximum."""
+        return min(self.budget_ms if self.budget_ms is not None else default_ms, max_ms)
+
+
+class PushEvent(BaseModel):
+    """Body of `POST /v1/events/polyai` (§2.3). Unknown fields are ignored (senders vary)."""
+
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, json_schema_extra=_one_of_ids_schema("id")
+    )
+
+    id: ConversationId | None = Field(default=None, description="The conversation id.")
+    shared_id: ConversationId | None = Field(default=None, description="The shared id.")
+    data: dict[str, Any] | None = Field(default=None, description="Handoff data.")
+    state: dict[str, Any] | None = Field(default=None, description="conv.state variables.")
+    conversation: dict[str, Any] | None = Field(
+        default=None, description="Conversation record fields (channel, language …)."
+    )
+
+    @model_validator(mode="after")
+    def _an_id(self) -> PushEvent:
+        _require_an_id("id", self.id, self.shared_id)
+        return self
+
+
+class PushAccepted(_Strict):
+    """Answer of an accepted push: it is stored and readable by every replica."""
+
+    status: Literal["accepted"] = "accepted"
+
+
+class _DecisionFields(_Strict):
+    conversation_id: str | None
+    shared_id: str | None
+    ruleset: str
+    ruleset_version: str = Field(description='"sha256:" and the hex digest of the rule file.')
+    queue: str
+    label: str | None
+    priority: int | None
+    skills: list[str]
+    attributes: dict[str, str] = Field(description="Flat map of strings.")
+    rule: str | None = Field(description="The matched rule's id; null for default/fallback.")
+    outcome: Outcome
+    degraded: bool = Field(
+        description="True when a fact source (handoff, state, conversation) "
+        "timed out, failed or had its circuit open."
+    )
+    sources: dict[str, SourceStatus] = Field(
+        description="How each namespace was had (and `store`, with a shared store)."
+    )
+    elapsed_ms: float = Field(description="From the request's arrival to the answer.")
+
+
+class RouteResponse(_DecisionFields):
+    """Answer of `POST /v1/route` and of `GET /v1/decisions…` (the stored decision)."""
+
+    decision_id: str = Field(description="uuid4 of this decision.")
+
+
+class ExplainResponse(_DecisionFields):
+    """Answer of `POST /v1/explain`: the decision plus a per-rule trace. Nothing is stored."""
+
+    trace: list[dict[str, Any]] = Field(
+        description="For each rule in order: whether it matched and, for the first "
+        "failing condition, the path, operator, expected and actual value."
+    )
+
+
+class RulesetInfo(_Strict):
+    name: str
+    version: str
+    rules: int = Field(description="How many rules it has.")
+    loaded_at: datetime
+    source: str = Field(description="The file it was loaded from.")
+
+
+class ReloadErrorInfo(_Strict):
+    file: str
+    message: str
+    at: datetime
+
+
+class RulesetsResponse(_Strict):
+    """Answer of `GET /v1/rulesets`."""
+
+    rulesets: list[RulesetInfo]
+    last_reload_error: ReloadErrorInfo | None
+
+
+class ReadyResponse(_Strict):
+    """Answer of `GET /readyz` (§2.4), 200 or 503."""
+
+    status: Literal["ready", "not_ready"]
+    rulesets: dict[str, str] = Field(description="Ruleset name → version being served.")
+    store: StoreStatus
+    reason: str | None
+
+
+class HealthResponse(_Strict):
+    """Answer of `GET /healthz`."""
+
+    status: Literal["ok"] = "ok"
+
+
+class ErrorDetail(BaseModel):
+    """One problem; for validation errors, the path of the bad field and what is wrong."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    path: str | None = None
+    message: str
+
+
+class ErrorBody(_Strict):
+    code: str = Field(description="snake_case, stable: branch on this.")
+    message: str = Field(description="A sentence for humans.")
+    details: list[ErrorDetail]
+
+
+class ErrorResponse(_Strict):
+    """Every error answer (4xx and 5xx)."""
+
+    error: ErrorBody

@@ -1,0 +1,307 @@
+"""The OpenAPI 3.1 document of the HTTP API, generated from the models the server validates with.
+
+``GET /openapi.json`` serves it; ``docs/openapi.json`` is a committed copy
+(:func:`write_openapi`, ``python -m router.http.openapi``) that a test keeps equal to
+what this module generates, so the published description cannot drift from the server.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from router.http.models import (
+    ConversationId,
+    ErrorResponse,
+    ExplainResponse,
+    HealthResponse,
+    PushAccepted,
+    PushEvent,
+    ReadyResponse,
+    RouteRequest,
+    RouteResponse,
+    RulesetsResponse,
+)
+
+API_VERSION = "1.1"
+"""The contract version this document describes."""
+
+DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+_REF = "#/components/schemas/{model}"
+_MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
+    (RouteRequest, "validation"),
+    (PushEvent, "validation"),
+    (RouteResponse, "serialization"),
+    (ExplainResponse, "serialization"),
+    (RulesetsResponse, "serialization"),
+    (ReadyResponse, "serialization"),
+    (HealthResponse, "serialization"),
+    (PushAccepted, "serialization"),
+    (ErrorResponse, "serialization"),
+)
+
+_ERROR_TEXT = {
+    "400": "The body is not JSON (`malformed_json`).",
+    "401": "No API key, or not a valid one (`missing_api_key`, `invalid_api_key`, "
+    "`invalid_signature`).",
+    "403": "The key may not use that ruleset (`ruleset_forbidden`).",
+    "404": "Nothing there (`not_found`, `ruleset_not_found`, `decision_not_found`).",
+    "413": "The body is over ROUTER_MAX_BODY_BYTES (`body_too_large`).",
+    "415": "The body is not `application/json` (`unsupported_media_type`).",
+    "422": "The body or a parameter is not valid; `details` names each bad field "
+    "(`validation_error`).",
+    "503": "Not ready (`not_ready`: no valid version of the ruleset is loaded) or the "
+    "shared store is unavailable (`store_unavailable`).",
+}
+
+_KEYED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
+_PUBLIC: list[dict[str, list[str]]] = []
+
+
+def _json(schema_ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": _REF.format(model=schema_ref)}}}
+
+
+def _request_id_header() -> dict[str, Any]:
+    return {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
+
+
+def _ok(status: str, model: str, description: str) -> dict[str, Any]:
+    return {
+        status: {
+            "description": description,
+            "headers": _request_id_header(),
+            "content": _json(model),
+        }
+    }
+
+
+def _errors(*statuses: str) -> dict[str, Any]:
+    return {
+        status: {
+            "description": _ERROR_TEXT[status],
+            "headers": _request_id_header(),
+            "content": _json("ErrorResponse"),
+        }
+        for status in statuses
+    }
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    security: list[dict[str, list[str]]] = _KEYED,
+    body: str | None = None,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "parameters": [{"$ref": "#/components/parameters/XRequestID"}, *(parameters or [])],
+        "security": security,
+        "responses": responses,
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": _json(body)}
+    return op
+
+
+def _paths() -> dict[str, Any]:
+    id_schema = TypeAdapter(ConversationId).json_schema()
+    decision_errors = _errors("400", "401", "403", "404", "413", "415", "422", "503")
+    return {
+        "/v1/route": {
+            "post": _operation(
+                "route",
+                "Decide where a transferred call goes, and store the decision.",
+                {**_ok("200", "RouteResponse", "The decision."), **decision_errors},
+                body="RouteRequest",
+            )
+        },
+        "/v1/explain": {
+            "post": _operation(
+                "explain",
+                "The decision plus a per-rule trace; records nothing.",
+                {**_ok("200", "ExplainResponse", "The decision and trace."), **decision_errors},
+                body="RouteRequest",
+            )
+        },
+        "/v1/decisions/{conversation_id}": {
+            "get": _operation(
+                "decisionByConversation",
+                "The latest decision made for a conversation id.",
+                {
+                    **_ok("200", "RouteResponse", "The stored decision."),
+                    **_errors("401", "403", "404", "422", "503"),
+                },
+                parameters=[
+                    {"name": "conversation_id", "in": "path", "required": True, "schema": id_schema}
+                ],
+            )
+        },
+        "/v1/decisions": {
+            "get": _operation(
+                "decisionBySharedId",
+                "The latest decision made for a shared id (the platform's call id).",
+                {
+                    **_ok("200", "RouteResponse", "The stored decision."),
+                    **_errors("401", "403", "404", "422", "503"),
+                },
+                parameters=[
+                    {"name": "shared_id", "in": "query", "required": True, "schema": id_schema}
+                ],
+            )
+        },
+        "/v1/rulesets": {
+            "get": _operation(
+                "rulesets",
+                "The rulesets being served (those the key may use) and the last reload error.",
+                {**_ok("200", "RulesetsResponse", "The rulesets."), **_errors("401")},
+            )
+        },
+        "/v1/events/polyai": {
+            "post": _operation(
+                "pushEvent",
+                "Push a conversation's handoff data, state or record ahead of the transfer.",
+                {
+                    **_ok("202", "PushAccepted", "Stored: every replica sharing the store has it."),
+                    **_errors("400", "401", "413", "415", "422", "503"),
+                },
+                security=[*_KEYED, {"webhookSignature": []}],
+                body="PushEvent",
+            )
+        },
+        "/healthz": {
+            "get": _operation(
+                "healthz",
+                "200 while the process serves.",
+                _ok("200", "HealthResponse", "Serving."),
+                security=_PUBLIC,
+            )
+        },
+        "/readyz": {
+            "get": _operation(
+                "readyz",
+                "Ready when every rule file has a valid version loaded (a store outage "
+                "does not fail readiness).",
+                {
+                    **_ok("200", "ReadyResponse", "Ready."),
+                    **_ok("503", "ReadyResponse", "Not ready; `reason` says why."),
+                },
+                security=_PUBLIC,
+            )
+        },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics (text exposition format).",
+                {
+                    "200": {
+                        "description": "Metric families prefixed `router_`.",
+                        "headers": _request_id_header(),
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                security=_PUBLIC,
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document.",
+                {
+                    "200": {
+                        "description": "OpenAPI 3.1.",
+                        "headers": _request_id_header(),
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+                security=_PUBLIC,
+            )
+        },
+    }
+
+
+def build_openapi() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    _, definitions = models_json_schema(_MODELS, ref_template=_REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "router",
+            "version": API_VERSION,
+            "description": "Decides which contact-centre queue a PolyAI voice agent's "
+            "transferred call goes to, from YAML routing rules, within a latency budget. "
+            'Every error answer is `{"error": {"code", "message", "details"}}`.',
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A key from ROUTER_API_KEYS.",
+                },
+                "apiKeyAuth": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "A key from ROUTER_API_KEYS.",
+                },
+                "webhookSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Router-Signature",
+                    "description": "`sha256=<hex HMAC-SHA256 of the raw body with "
+                    "ROUTER_WEBHOOK_SECRET>`.",
+                },
+            },
+            "parameters": {
+                "XRequestID": {
+                    "name": "X-Request-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "Echoed back when at most 128 printable characters; "
+                    "else a new id is made.",
+                    "schema": {"type": "string"},
+                }
+            },
+            "headers": {
+                "X-Request-ID": {
+                    "description": "The request's id (also `request_id` in every log line).",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+    }
+
+
+@functools.cache
+def openapi_bytes() -> bytes:
+    """The document as compact JSON (built once per process)."""
+    return orjson.dumps(build_openapi())
+
+
+def openapi_text() -> str:
+    """The document as the committed ``docs/openapi.json`` holds it."""
+    return json.dumps(build_openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_openapi(path: Path = DOCS_PATH) -> None:
+    """Write the document to ``path`` (default ``docs/openapi.json``)."""
+    path.write_text(openapi_text(), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_openapi(Path(sys.argv[1]) if len(sys.argv) > 1 else DOCS_PATH)

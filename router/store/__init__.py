@@ -1,0 +1,23 @@
+"""Where pushed facts, the lookup cache and decisions are kept (see :mod:`router.store.base`)."""
+
+from __future__ import annotations
+
+from router.settings import Settings
+from router.store.base import Known, Pushed, Store, StoreError
+from router.store.memory import MemoryStore
+
+__all__ = ["Known", "MemoryStore", "Pushed", "Store", "StoreError", "open_store"]
+
+
+def open_store(settings: Settings) -> Store:
+    """The store ``ROUTER_STORE`` names: ``memory`` (this process only) or a shared Redis
+    (``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://``, ``redis+sentinel://``).
+
+    Nothing is dialled yet. Raises ``ValueError`` naming ``ROUTER_STORE`` for a Redis URL
+    redis-py cannot use (the message never holds the URL's password).
+    """
+    if settings.store == "memory":
+        return MemoryStore(settings.memory_max_entries)
+    from router.store.redis import open_redis_store  # imports redis-py only when used
+
+    return open_redis_store(settings)

@@ -1,0 +1,1 @@
+"""Tests of router.facts and router.budget."""

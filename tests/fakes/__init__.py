@@ -1,0 +1,1 @@
+"""Fakes of the services router talks to, on real loopback sockets."""
