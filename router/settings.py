@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     rules: Path = Field(default=Path("./rules"), alias="ROUTER_RULES")
     host: str = Field(default="127.0.0.1", alias="ROUTER_HOST")
     port: int = Field(default=8080, ge=0, le=65535, alias="ROUTER_PORT")
+    workers: int = Field(default=1, ge=1, le=256, alias="ROUTER_WORKERS")
+    """Serving processes sharing the port (``router serve --workers``); more than one needs
+    a shared store."""
     api_keys: str = Field(default="", alias="ROUTER_API_KEYS", repr=False)
     budget_ms: int = Field(default=500, ge=1, alias="ROUTER_BUDGET_MS")
     max_budget_ms: int = Field(default=5000, ge=1, alias="ROUTER_MAX_BUDGET_MS")

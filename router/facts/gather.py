@@ -318,7 +318,9 @@ class FactGatherer:
             g.note_store("timeout")
             known = NOTHING_KNOWN
         except StoreError as exc:
-            log.warning("store_read_failed", fault=exc.fault, reason=str(exc))
+            # An open breaker was logged once by the store; per request it is only noise.
+            report = log.debug if exc.fault == "circuit_open" else log.warning
+            report("store_read_failed", fault=exc.fault, reason=str(exc))
             g.note_store(exc.fault)
             known = NOTHING_KNOWN
         else:

@@ -26,11 +26,17 @@ from router.http.keys import (
     SETTINGS,
     STORE,
 )
-from router.http.middlewares import add_standard_headers, authenticate, errors, request_context
+from router.http.middlewares import (
+    add_standard_headers,
+    add_worker_header,
+    authenticate,
+    errors,
+    request_context,
+)
 from router.reload import RulesReloader
 from router.rules_registry import RulesRegistry
 from router.settings import Settings
-from router.store import Store, open_store
+from router.store import Store, StoreError, open_store
 
 log = structlog.get_logger("router.http")
 
@@ -64,6 +70,8 @@ def create_app(
     app[PENDING_SAVES] = set()
     app.cleanup_ctx.append(_resources(settings, store, session))
     app.on_response_prepare.append(add_standard_headers)
+    if settings.workers > 1:
+        app.on_response_prepare.append(add_worker_header)
     _add_routes(app)
     return app
 
@@ -98,6 +106,8 @@ def _resources(
         own_store = store is None
         own_session = session is None
         app[STORE] = open_store(settings) if store is None else store
+        if own_store:
+            await _connect(app[STORE])
         app[SESSION] = make_client_session(settings) if session is None else session
         app[GATHERER] = FactGatherer(settings, app[STORE], app[SESSION])
         yield
@@ -109,6 +119,18 @@ def _resources(
             await app[STORE].close()
 
     return resources
+
+
+async def _connect(store: Store) -> None:
+    """Dial a shared store at start (a cluster client learns its slot map); best effort:
+    a store that is down now is retried by its own breaker, and routing goes on without it."""
+    connect = getattr(store, "connect", None)
+    if connect is None:
+        return
+    try:
+        await connect()
+    except StoreError as exc:
+        log.warning("store_unreachable_at_start", reason=str(exc))
 
 
 async def _drain_saves(app: web.Application) -> None:

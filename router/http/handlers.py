@@ -74,7 +74,7 @@ async def route(request: web.Request) -> web.Response:
     )
     answer = {"decision_id": str(uuid.uuid4()), **_decision_fields(decision.to_dict(), gathered)}
     answer["elapsed_ms"] = round(deadline.elapsed() * 1000, 3)
-    await _save_decision(request.app, answer, deadline)
+    await _save_decision(request.app, answer, gathered, deadline)
     _record(answer, decision_facts=gathered.facts, log_state=settings.log_state)
     return json_response(answer)
 
@@ -136,6 +136,9 @@ async def _gather(request: web.Request, body: RouteRequest, deadline: Deadline) 
             inline_handoff=body.handoff,
             inline_state=body.state,
             deadline=deadline,
+            # Lookups are cached only with a routed call's decision (one store round trip);
+            # explain records nothing.
+            cache_with_decision=True,
         )
     except Exception:
         log.exception("facts_gathering_failed")
@@ -171,13 +174,15 @@ def _decision_fields(decision: dict[str, Any], gathered: GatheredFacts) -> dict[
     }
 
 
-async def _save_decision(app: web.Application, answer: dict[str, Any], deadline: Deadline) -> None:
+async def _save_decision(
+    app: web.Application, answer: dict[str, Any], gathered: GatheredFacts, deadline: Deadline
+) -> None:
     """Store the decision, waiting at most what is left of the budget.
 
     A save still running when the budget ends finishes in the background (awaited at
     shutdown); a failed save is logged, and the decision goes out all the same.
     """
-    save = asyncio.create_task(app[STORE].save_decision(answer, ttl_s=app[SETTINGS].decision_ttl_s))
+    save = asyncio.create_task(app[GATHERER].save_decision(answer, gathered, deadline=deadline))
     pending = app[PENDING_SAVES]
     pending.add(save)
     save.add_done_callback(pending.discard)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import re
 import time
 import uuid
@@ -27,6 +28,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("router.http")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+WORKER_HEADER = "X-Router-Worker"
+"""With several workers, the process id of the worker that answered (ops and tests)."""
 _REQUEST_ID = re.compile(r"[ -~]{1,128}")
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
@@ -173,3 +176,8 @@ async def add_standard_headers(request: web.Request, response: web.StreamRespons
     response.headers[REQUEST_ID_HEADER] = request.get(REQUEST_ID) or str(uuid.uuid4())
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+
+
+async def add_worker_header(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare`` with several workers: which worker answered (its pid)."""
+    response.headers[WORKER_HEADER] = str(os.getpid())
