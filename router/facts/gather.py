@@ -39,7 +39,6 @@ Choices made here (see the contract §1, §2.1):
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -214,10 +213,6 @@ class FactGatherer:
         self._flights: SingleFlight[Answer] = SingleFlight()
         self._writes: set[asyncio.Task[None]] = set()
         self._store_timeout = settings.store_timeout_ms / 1000.0
-        # Stores written before these keywords existed are still called the old way.
-        self._bounded_read = _takes_keyword(store.read_known, "timeout_s")
-        self._bounded_cache = _takes_keyword(store.cache_lookups, "timeout_s")
-        self._combined_save = _takes_keyword(store.save_decision, "lookups")
 
     def breaker_states(self) -> dict[str, BreakerState]:
         """``closed``, ``open`` or ``half_open`` per source."""
@@ -286,18 +281,13 @@ class FactGatherer:
         """
         settings = self._settings
         lookups = dict(gathered.uncached) if settings.cache_ttl_s > 0 else {}
-        if self._combined_save:
-            await self._store.save_decision(
-                decision,
-                ttl_s=settings.decision_ttl_s,
-                lookups=lookups or None,
-                cache_ttl_s=settings.cache_ttl_s,
-                timeout_s=deadline.remaining(),
-            )
-            return
-        if lookups:  # a store without the combined write: cache in the background
-            self._write_cache(gathered.conversation_id, gathered.shared_id, lookups)
-        await self._store.save_decision(decision, ttl_s=settings.decision_ttl_s)
+        await self._store.save_decision(
+            decision,
+            ttl_s=settings.decision_ttl_s,
+            lookups=lookups or None,
+            cache_ttl_s=settings.cache_ttl_s,
+            timeout_s=deadline.remaining(),
+        )
 
     # Phases ----------------------------------------------------------------
 
@@ -308,12 +298,8 @@ class FactGatherer:
         g.read_keys.add((cid, sid))
         budget = deadline.upstream_timeout()
         try:
-            if self._bounded_read:
-                async with asyncio.timeout(budget + _STORE_GUARD_S):
-                    known = await self._store.read_known(cid, sid, timeout_s=budget)
-            else:
-                async with asyncio.timeout(min(self._store_timeout, budget)):
-                    known = await self._store.read_known(cid, sid)
+            async with asyncio.timeout(budget + _STORE_GUARD_S):
+                known = await self._store.read_known(cid, sid, timeout_s=budget)
         except TimeoutError:
             g.note_store("timeout")
             known = NOTHING_KNOWN
@@ -493,14 +479,10 @@ class FactGatherer:
     async def _cache(self, cid: str | None, sid: str | None, lookups: dict[str, JSONMap]) -> None:
         ttl_s = self._settings.cache_ttl_s
         try:
-            if self._bounded_cache:
-                async with asyncio.timeout(self._store_timeout + _STORE_GUARD_S):
-                    await self._store.cache_lookups(
-                        cid, sid, lookups, ttl_s=ttl_s, timeout_s=self._store_timeout
-                    )
-            else:
-                async with asyncio.timeout(self._store_timeout):
-                    await self._store.cache_lookups(cid, sid, lookups, ttl_s=ttl_s)
+            async with asyncio.timeout(self._store_timeout + _STORE_GUARD_S):
+                await self._store.cache_lookups(
+                    cid, sid, lookups, ttl_s=ttl_s, timeout_s=self._store_timeout
+                )
         except TimeoutError:
             log.warning("lookup_cache_write_failed", fault="timeout")
         except StoreError as exc:
@@ -525,17 +507,6 @@ class FactGatherer:
             shared_id=g.sid,
             uncached=dict(uncached),
         )
-
-
-def _takes_keyword(method: Callable[..., object], name: str) -> bool:
-    """True when ``method`` accepts the keyword ``name`` (stores that predate it do not)."""
-    try:
-        parameters = inspect.signature(method).parameters
-    except (TypeError, ValueError):  # no signature to read: call it the old way
-        return False
-    return name in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
 
 
 def _str_or_none(value: object) -> str | None:

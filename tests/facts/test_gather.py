@@ -513,7 +513,9 @@ class BrokenStore:
     async def push(self, *args: Any, **kwargs: Any) -> None:
         raise StoreError("down")
 
-    async def read_known(self, conversation_id: str | None, shared_id: str | None) -> Known:
+    async def read_known(
+        self, conversation_id: str | None, shared_id: str | None, **_: Any
+    ) -> Known:
         raise StoreError("connection refused")
 
     async def cache_lookups(
@@ -521,12 +523,11 @@ class BrokenStore:
         conversation_id: str | None,
         shared_id: str | None,
         lookups: Mapping[str, JSONMap],
-        *,
-        ttl_s: float,
+        **_: Any,
     ) -> None:
         raise StoreError("connection refused")
 
-    async def save_decision(self, decision: JSONMap, *, ttl_s: float) -> None:
+    async def save_decision(self, decision: JSONMap, **_: Any) -> None:
         raise StoreError("down")
 
     async def decision_for_conversation(self, conversation_id: str) -> dict[str, Any] | None:

@@ -186,7 +186,7 @@ async def test_same_inputs_give_the_same_decision(client: Any) -> None:
 class BrokenStore(MemoryStore):
     """A store that cannot save decisions (nor take pushes)."""
 
-    async def save_decision(self, decision: Any, *, ttl_s: float) -> None:
+    async def save_decision(self, decision: Any, **_: Any) -> None:
         raise StoreError("down")
 
     async def push(self, *args: Any, **kwargs: Any) -> None:
@@ -203,9 +203,9 @@ async def test_a_store_fault_does_not_stop_the_decision(make_client: MakeClient)
 class SlowStore(MemoryStore):
     """A store whose decision saves take longer than any budget."""
 
-    async def save_decision(self, decision: Any, *, ttl_s: float) -> None:
+    async def save_decision(self, decision: Any, **kwargs: Any) -> None:
         await asyncio.sleep(0.5)
-        await super().save_decision(decision, ttl_s=ttl_s)
+        await super().save_decision(decision, **kwargs)
 
 
 async def test_a_slow_store_does_not_hold_the_answer_past_the_budget(
