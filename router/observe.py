@@ -152,7 +152,7 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         processors=[*shared, exception_renderer, final],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=logger_factory,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=False,  # tests reconfigure logging per case
     )
     _route_stdlib_logging(out, level, shared, stdlib_renderer)
 

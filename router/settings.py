@@ -6,6 +6,7 @@ A bad value stops the start with one line that names the variable
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from pathlib import Path
 from typing import Any, Literal
@@ -33,11 +34,13 @@ class SettingsError(Exception):
 class ApiKey:
     """One API key and the rulesets it may use (``None``: every ruleset)."""
 
-    __slots__ = ("key", "rulesets")
+    __slots__ = ("digest", "key", "rulesets")
 
     def __init__(self, key: str, rulesets: frozenset[str] | None) -> None:
         self.key = key
         self.rulesets = rulesets
+        # Compared in constant time against the digest of what a caller presents.
+        self.digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
     def allows(self, ruleset: str) -> bool:
         return self.rulesets is None or ruleset in self.rulesets

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Union
 
 import re2
@@ -56,8 +56,6 @@ class Scope:
         if self.at is not None:
             return self.at
         if self._now is None:
-            from datetime import UTC
-
             self._now = datetime.now(UTC)
         return self._now
 

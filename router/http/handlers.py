@@ -8,6 +8,7 @@ through its interface.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -22,6 +23,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
+    Counter,
     generate_latest,
     multiprocess,
 )
@@ -182,7 +184,14 @@ async def _save_decision(
     A save still running when the budget ends finishes in the background (awaited at
     shutdown); a failed save is logged, and the decision goes out all the same.
     """
-    save = asyncio.create_task(app[GATHERER].save_decision(answer, gathered, deadline=deadline))
+    saving = app[GATHERER].save_decision(answer, gathered, deadline=deadline)
+    if app[STORE].kind == "memory":  # never waits: no task, no timer
+        try:
+            await saving
+        except StoreError as exc:
+            log.warning("decision_not_saved", reason=str(exc))
+        return
+    save = asyncio.create_task(saving)
     pending = app[PENDING_SAVES]
     pending.add(save)
     save.add_done_callback(pending.discard)
@@ -201,11 +210,16 @@ def _report_failed_save(task: asyncio.Task[None]) -> None:
         log.error("decision_not_saved", exc_info=error)
 
 
+@functools.lru_cache(maxsize=4096)
+def _decision_counter(ruleset: str, rule: str, outcome: str) -> Counter:
+    """The labelled child for a (ruleset, rule, outcome), looked up once (rule ids are bounded
+    by the rule files, so the cache is too)."""
+    return DECISIONS.labels(ruleset=ruleset, rule=rule, outcome=outcome)
+
+
 def _record(answer: dict[str, Any], *, decision_facts: Any, log_state: bool) -> None:
     """The ``decision`` log line and the decision metrics (no ids in labels)."""
-    DECISIONS.labels(
-        ruleset=answer["ruleset"], rule=answer["rule"] or "", outcome=answer["outcome"]
-    ).inc()
+    _decision_counter(answer["ruleset"], answer["rule"] or "", answer["outcome"]).inc()
     DECISION_DURATION.observe(answer["elapsed_ms"] / 1000)
     fields = {
         key: answer[key]

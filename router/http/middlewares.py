@@ -109,7 +109,7 @@ def find_key(keys: Iterable[ApiKey], presented: str) -> ApiKey | None:
     offered = _digest(presented)
     found: ApiKey | None = None
     for key in keys:
-        if hmac.compare_digest(_digest(key.key), offered):
+        if hmac.compare_digest(key.digest, offered):
             found = found or key
     return found
 

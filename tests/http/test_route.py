@@ -184,7 +184,11 @@ async def test_same_inputs_give_the_same_decision(client: Any) -> None:
 
 
 class BrokenStore(MemoryStore):
-    """A store that cannot save decisions (nor take pushes)."""
+    """A shared store that cannot save decisions (nor take pushes)."""
+
+    @property
+    def kind(self) -> Any:
+        return "redis"
 
     async def save_decision(self, decision: Any, **_: Any) -> None:
         raise StoreError("down")
@@ -201,7 +205,11 @@ async def test_a_store_fault_does_not_stop_the_decision(make_client: MakeClient)
 
 
 class SlowStore(MemoryStore):
-    """A store whose decision saves take longer than any budget."""
+    """A shared store whose decision saves take longer than any budget."""
+
+    @property
+    def kind(self) -> Any:
+        return "redis"
 
     async def save_decision(self, decision: Any, **kwargs: Any) -> None:
         await asyncio.sleep(0.5)
