@@ -250,20 +250,30 @@ def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _worker_count(text: str) -> int:
+    """``--workers``: a whole number of at least 1 (argparse turns the error into exit 2)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {count}")
+    return count
+
+
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from router.settings import SettingsError, load_settings
 
-    overrides = {
-        name: value
-        for name, value in (("rules", args.rules), ("host", args.host), ("port", args.port))
-        if value is not None
-    }
+    flags = (
+        ("rules", args.rules),
+        ("host", args.host),
+        ("port", args.port),
+        ("workers", args.workers),
+    )
     try:
-        settings = load_settings(**overrides)
+        settings = load_settings(**{name: value for name, value in flags if value is not None})
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
-    if args.workers != 1:
-        raise UsageError("--workers: only 1 worker is supported in this version")
     from router.serve import run
 
     return run(settings)
@@ -322,7 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rules", default=None, help="rules folder or file")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=None,
+        metavar="N",
+        help="processes serving the port (default: ROUTER_WORKERS, else 1); "
+        "more than 1 needs ROUTER_STORE=redis://…",
+    )
     serve.set_defaults(handler=cmd_serve)
     return parser
 

@@ -55,7 +55,11 @@ BREAKER_OPEN = Gauge(
     multiprocess_mode="livemax",
 )
 STORE_UP = Gauge(
-    "router_store_up", "1 while the shared store answers.", multiprocess_mode="livemin"
+    "router_store_up",
+    "1 while the shared store answers.",
+    # With several workers: the verdict of the latest round trip of any of them (a worker
+    # that has made none yet has no say, rather than a 0 that would look like an outage).
+    multiprocess_mode="livemostrecent",
 )
 STORE_DURATION = Histogram(
     "router_store_duration_seconds",

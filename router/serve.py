@@ -1,27 +1,32 @@
 """``router serve``: run the HTTP service until SIGTERM/SIGINT, then drain and exit 0.
 
 Refuses to listen beyond loopback without API keys (an open router on a network would
-let anyone read decisions and push state). Rules are loaded before the port opens, then
-watched; ``SIGHUP`` forces a reload. On SIGTERM the listening socket closes first, the
-requests in flight finish (up to :data:`DRAIN_TIMEOUT_S`), then the session and the store
-are closed.
+let anyone read decisions and push state), and refuses several workers over the memory
+store (they would not share pushed state, the lookup cache or decisions). Rules are
+loaded before the port opens, then watched; ``SIGHUP`` forces a reload. On SIGTERM the
+listening socket closes first, the requests in flight finish (up to
+:data:`DRAIN_TIMEOUT_S`), then the session and the store are closed.
+
+With ``--workers N`` (N > 1), :mod:`router.workers` runs :func:`serve` in N processes
+sharing one listening socket. That supervising process must never create a metric (in
+prometheus-client's multiprocess mode it would write series of its own, and a
+``router_store_up`` of 0 that no worker ever sets), so the HTTP application and the
+reloader, which define the metric families, are imported inside :func:`serve`, not here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from router.http.app import create_app
 from router.observe import configure_logging
-from router.reload import RulesReloader
-from router.rules_registry import RulesRegistry
 from router.settings import Settings
 
 log = structlog.get_logger("router.serve")
@@ -31,25 +36,45 @@ DRAIN_TIMEOUT_S = 8.0
 contract wants an exit within 10 s)."""
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def run(settings: Settings, *, workers: int = 1) -> int:
-    """Serve until told to stop; the process's exit status (0 clean, 2 refused to start)."""
-    if workers != 1:
-        sys.stderr.write("router serve: --workers other than 1 is not supported yet\n")
-        return EXIT_USAGE
-    if not settings.parsed_api_keys() and not settings.host_is_loopback():
-        sys.stderr.write(
-            f"router serve: refusing to listen on {settings.host} without API keys; "
-            "set ROUTER_API_KEYS, or listen on 127.0.0.1\n"
-        )
+def run(settings: Settings) -> int:
+    """Serve until told to stop; the process's exit status (0 clean, 1 failed, 2 refused).
+
+    ``settings.workers`` processes serve the port: one runs right here, several run under
+    the supervisor of :mod:`router.workers`.
+    """
+    refusal = _refusal(settings)
+    if refusal is not None:
+        sys.stderr.write(f"router serve: {refusal}\n")
         return EXIT_USAGE
     configure_logging(settings)
-    return _run_loop(_serve(settings))
+    if settings.workers > 1:
+        from router.workers import supervise
+
+        return supervise(settings)
+    return run_loop(serve(settings))
 
 
-def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+def _refusal(settings: Settings) -> str | None:
+    """Why these settings must not start the service (one line), or ``None``."""
+    if not settings.parsed_api_keys() and not settings.host_is_loopback():
+        return (
+            f"refusing to listen on {settings.host} without API keys; "
+            "set ROUTER_API_KEYS, or listen on 127.0.0.1"
+        )
+    if settings.workers > 1 and settings.store == "memory":
+        return (
+            f"refusing {settings.workers} workers with ROUTER_STORE=memory: workers would not "
+            "share pushed state, the lookup cache or decisions; "
+            "use ROUTER_STORE=redis://… or --workers 1"
+        )
+    return None
+
+
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
     """Run ``main`` on uvloop when it is installed, else on asyncio's loop."""
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
     try:
@@ -62,7 +87,25 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
         return runner.run(main)
 
 
-async def _serve(settings: Settings) -> int:
+async def serve(
+    settings: Settings,
+    *,
+    sockets: Sequence[socket.socket] = (),
+    started: Callable[[asyncio.Event], None] | None = None,
+    early_signals: Sequence[int] = (),
+) -> int:
+    """Serve in this process until SIGTERM/SIGINT, drain, and return 0.
+
+    Listens on ``settings.host``/``settings.port``, or on ``sockets`` already bound and
+    listening (a worker's share of the supervisor's socket). ``started`` is called once
+    requests are being served and the signal handlers are in place, with the event that
+    stops the service. ``early_signals`` holds signals that arrived before those handlers
+    were in place; it is read once they are, and each is acted on as if it came now.
+    """
+    from router.http.app import create_app
+    from router.reload import RulesReloader
+    from router.rules_registry import RulesRegistry
+
     registry = RulesRegistry()
     reloader = RulesReloader(registry, settings.rules)
     await asyncio.to_thread(reloader.reload)
@@ -77,8 +120,9 @@ async def _serve(settings: Settings) -> int:
         shutdown_timeout=DRAIN_TIMEOUT_S,
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
+    for site in sites or [web.TCPSite(runner, settings.host, settings.port)]:
+        await site.start()
     log.info(
         "listening",
         host=settings.host,
@@ -91,8 +135,15 @@ async def _serve(settings: Settings) -> int:
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(stop_signal, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reloader.request_reload, True)
+    for signum in early_signals:
+        if signum == signal.SIGHUP:
+            reloader.request_reload(True)
+        else:
+            stop.set()
     watcher = asyncio.create_task(reloader.watch(stop), name="rules-watcher")
     watcher.add_done_callback(_report_watcher_end)
+    if started is not None:
+        started(stop)
     try:
         await stop.wait()
         log.info("shutting_down", drain_timeout_s=DRAIN_TIMEOUT_S)

@@ -36,8 +36,12 @@ def test_refuses_a_non_loopback_host_without_api_keys(
     assert "ROUTER_API_KEYS" in err
 
 
-def test_refuses_more_than_one_worker_for_now(rules_dir: Path) -> None:
-    assert run(load_settings(ROUTER_RULES=str(rules_dir)), workers=2) == 2
+def test_refuses_several_workers_over_the_memory_store(
+    capsys: pytest.CaptureFixture[str], rules_dir: Path
+) -> None:
+    settings = load_settings(ROUTER_RULES=str(rules_dir), ROUTER_STORE="memory", ROUTER_WORKERS=2)
+    assert run(settings) == 2
+    assert "workers would not share pushed state" in capsys.readouterr().err
 
 
 def test_cli_exits_2_on_an_open_bind_without_keys(rules_dir: Path) -> None:
