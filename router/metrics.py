@@ -23,6 +23,11 @@ _LATENCY_BUCKETS = (
 DECISIONS = Counter(
     "router_decisions_total", "Routing decisions made.", ["ruleset", "rule", "outcome"]
 )
+DEGRADED_DECISIONS = Counter(
+    "router_decisions_degraded_total",
+    "Routing decisions made while a fact source (handoff, state, conversation) had failed.",
+    ["ruleset"],
+)
 DECISION_DURATION = Histogram(
     "router_decision_duration_seconds",
     "Time from a route request's arrival to its answer.",

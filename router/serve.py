@@ -31,7 +31,7 @@ from router.settings import Settings
 
 log = structlog.get_logger("router.serve")
 
-DRAIN_TIMEOUT_S = 8.0
+DRAIN_TIMEOUT_S = 6.0
 """Longest wait for in-flight requests at shutdown (Kubernetes' grace period is 30 s; the
 contract wants an exit within 10 s)."""
 

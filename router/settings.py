@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     upstream_max_bytes: int = Field(default=1_048_576, ge=1, alias="ROUTER_UPSTREAM_MAX_BYTES")
     max_body_bytes: int = Field(default=65_536, ge=1, alias="ROUTER_MAX_BODY_BYTES")
 
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: object) -> object:
+        if isinstance(value, str) and value.startswith("tcp://"):
+            raise ValueError(
+                f"'{value}' looks like a Kubernetes service link for a Service named 'router': "
+                "set ROUTER_PORT to a number in the pod spec, or enableServiceLinks: false"
+            )
+        return value
+
     @field_validator("polyai_handoff_url", "polyai_data_url")
     @classmethod
     def _url(cls, value: str) -> str:

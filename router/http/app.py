@@ -33,6 +33,7 @@ from router.http.middlewares import (
     errors,
     request_context,
 )
+from router.metrics import STORE_UP
 from router.reload import RulesReloader
 from router.rules_registry import RulesRegistry
 from router.settings import Settings
@@ -40,7 +41,9 @@ from router.store import Store, StoreError, open_store
 
 log = structlog.get_logger("router.http")
 
-_SAVE_DRAIN_TIMEOUT_S = 5.0
+_SAVE_DRAIN_TIMEOUT_S = 2.0
+"""Longest wait at shutdown for decision saves still running (drain + this + the store's
+outbox flush stay under the contract's 10 s)."""
 
 
 def create_app(
@@ -108,6 +111,8 @@ def _resources(
         app[STORE] = open_store(settings) if store is None else store
         if own_store:
             await _connect(app[STORE])
+        if app[STORE].kind == "memory":
+            STORE_UP.set(1)  # this process's own memory always answers
         app[SESSION] = make_client_session(settings) if session is None else session
         app[GATHERER] = FactGatherer(settings, app[STORE], app[SESSION])
         yield

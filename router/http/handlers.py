@@ -47,7 +47,7 @@ from router.http.keys import (
 from router.http.middlewares import presented_key, require_ruleset_access, unauthorized
 from router.http.models import ConversationId, PushEvent, RouteRequest
 from router.http.openapi import openapi_bytes
-from router.metrics import DECISION_DURATION, DECISIONS
+from router.metrics import DECISION_DURATION, DECISIONS, DEGRADED_DECISIONS
 from router.store import StoreError
 
 log = structlog.get_logger("router.http")
@@ -220,6 +220,8 @@ def _decision_counter(ruleset: str, rule: str, outcome: str) -> Counter:
 def _record(answer: dict[str, Any], *, decision_facts: Any, log_state: bool) -> None:
     """The ``decision`` log line and the decision metrics (no ids in labels)."""
     _decision_counter(answer["ruleset"], answer["rule"] or "", answer["outcome"]).inc()
+    if answer["degraded"]:
+        DEGRADED_DECISIONS.labels(ruleset=answer["ruleset"]).inc()
     DECISION_DURATION.observe(answer["elapsed_ms"] / 1000)
     fields = {
         key: answer[key]
