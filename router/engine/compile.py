@@ -14,6 +14,7 @@ true if one branch is true; ``all`` is false if one branch is false.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ CASE_OPERATORS = frozenset(
     {"eq", "ne", "in", "not_in", "contains", "starts_with", "ends_with", "matches"}
 )
 MAX_PATTERN_LENGTH = 2000
+_KEY = re.compile(r"[\w-]+\Z")
 
 Facts = dict[str, Mapping[str, Any] | None]
 Check = Callable[[Any], bool]
@@ -443,7 +445,7 @@ def _path(path: str, matcher: Any, here: tuple[str | int, ...]) -> Leaf:
             here,
             at_key=True,
         )
-    if not all(key and all(c.isalnum() or c in "_-" for c in key) for key in keys):
+    if not all(_KEY.match(key) for key in keys):
         raise ConditionError(
             f"'{path}' is not a valid path: keys are letters, digits, '_' and '-', joined by '.'",
             here,

@@ -157,7 +157,7 @@ class RuleSet:
             if value is None:
                 given[namespace] = None
                 degraded = True
-            elif isinstance(value, Mapping):
+            elif type(value) is dict or isinstance(value, Mapping):
                 given[namespace] = (
                     snake_case_aliases(value) if namespace == "conversation" else value
                 )

@@ -7,6 +7,7 @@ and path lookups; rendering only reads values and sanitises them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -125,5 +126,9 @@ def _parse_ref(inner: str, offset: int) -> Ref:
     return Ref(pieces[0], tuple(pieces[1:]), sanitise(default) if bar else "")
 
 
+_KEY = re.compile(r"[\w-]+\Z")
+
+
 def _is_key(piece: str) -> bool:
-    return bool(piece) and all(c.isalnum() or c in "_-" for c in piece)
+    """Letters, digits, ``_`` and ``-`` (what a path key may hold)."""
+    return _KEY.match(piece) is not None
