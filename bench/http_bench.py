@@ -1554,12 +1554,17 @@ def scale_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"; one request at a time, p50 {p50['s1']:.2f} ms (s1) → {p50['s2']:.2f} ms (s2): "
             f"+{p50['s2'] - p50['s1']:.2f} ms for the two round trips"
         )
-    reads, writes = 0.0, 0.0
+    reads, writes, excess = 0.0, 0.0, 0.0
     for row in results["cases"].values():
         trips = round_trips(row)
         if row.get("store") == "redis" and trips:
-            reads = max(reads, sum(trips.get(op, 0.0) for op in READ_OPERATIONS))
-            writes = max(writes, sum(trips.get(op, 0.0) for op in WRITE_OPERATIONS))
+            read = sum(trips.get(op, 0.0) for op in READ_OPERATIONS)
+            write = sum(trips.get(op, 0.0) for op in WRITE_OPERATIONS)
+            reads, writes = max(reads, read), max(writes, write)
+            # Requests in flight when /metrics is read (one per connection at most) may
+            # count their round trips on one side of it and their decision on the other.
+            slack = row["connections"] / max(row["metrics"]["decisions"], 1)
+            excess = max(excess, read - 1 - slack, write - 1 - slack)
     return [
         {
             "target": "Redis store ≤ 15 % below memory, inline facts: s2/s1 ≥ 0.85 (req/s)",
@@ -1572,8 +1577,7 @@ def scale_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "target": "Redis costs at most one round trip per phase: ≤ 1 read and ≤ 1 "
             "write per decision (worst Redis case)",
             "measured": f"reads {reads:.3f}, writes {writes:.3f} per decision{added}",
-            # 1 % slack: requests in flight when /metrics is read count on one side only.
-            "met": 0 < reads <= 1.01 and writes <= 1.01,
+            "met": reads > 0 and excess <= 0,
         },
         {
             "target": "2 workers ≥ 1.6 × 1 worker: s3/s2 ≥ 1.6 (req/s)",
