@@ -106,6 +106,8 @@ _READ_FIELDS = (
 """What :meth:`RedisStore.read_known` reads of one id, in ``MGET`` order."""
 _FLUSH_BATCH = 200
 """Most outbox decisions written in one round trip."""
+_PATIENT_TIMEOUT_S = 2.0
+"""Least time an outbox flush (which no caller waits on) is given per round trip."""
 _STATUS_FRESH_S = 1.0
 """A round trip that succeeded this recently answers ``status()`` without a PING."""
 _DROP_LOG_EVERY_S = 1.0
@@ -246,15 +248,27 @@ class RedisStore:
     # Round trips -------------------------------------------------------------
 
     async def _round_trip(
-        self, operation: str, call: Callable[[], Awaitable[T]], timeout_s: float | None
+        self,
+        operation: str,
+        call: Callable[[], Awaitable[T]],
+        timeout_s: float | None,
+        *,
+        patient: bool = False,
     ) -> T:
         """Run one round trip under the breaker, bounded by ``min(store timeout, timeout_s)``.
 
         Raises :class:`StoreError` (``circuit_open``, ``timeout`` or ``error``). A timeout
         counts against the breaker only when the call had the store's full timeout: a
         request whose budget is nearly spent says nothing about Redis's health.
+
+        ``patient`` round trips (the outbox flush: no caller waits on it) get at least
+        :data:`_PATIENT_TIMEOUT_S`, so that a router whose event loop is saturated, and
+        whose round trips therefore look slow, still drains its outbox and closes the
+        breaker instead of dropping decisions while Redis is healthy.
         """
         limit = self._timeout if timeout_s is None else min(self._timeout, timeout_s)
+        if patient:
+            limit = max(limit, _PATIENT_TIMEOUT_S)
         if limit <= 0:
             raise StoreError(f"{operation}: no time left in the request's budget", "timeout")
         permit = self._breaker.acquire()
@@ -269,7 +283,7 @@ class RedisStore:
                     await self._learn_cluster()
                 result = await call()
         except (TimeoutError, RedisTimeoutError):
-            self._failed(permit, counts=limit >= self._timeout and not warming)
+            self._failed(permit, counts=min(limit, self._timeout) >= self._timeout and not warming)
             raise StoreError(
                 f"{operation}: Redis gave no answer within {limit * 1000:.0f} ms", "timeout"
             ) from None
@@ -285,7 +299,12 @@ class RedisStore:
         return result
 
     async def _pipelined(
-        self, operation: str, build: Callable[[Any], None], timeout_s: float | None
+        self,
+        operation: str,
+        build: Callable[[Any], None],
+        timeout_s: float | None,
+        *,
+        patient: bool = False,
     ) -> list[Any]:
         """One pipelined (non-transactional) round trip of the commands ``build`` queues."""
 
@@ -295,7 +314,7 @@ class RedisStore:
             replies: list[Any] = await pipe.execute()
             return replies
 
-        return await self._round_trip(operation, run, timeout_s)
+        return await self._round_trip(operation, run, timeout_s, patient=patient)
 
     async def _learn_cluster(self) -> None:
         """Wait (within the caller's bound) for the cluster client to learn the slot map.
@@ -658,7 +677,7 @@ class RedisStore:
                 self._queue_decision(pipe, pending, ttl)
 
         if live:
-            await self._pipelined("outbox_flush", build, timeout_s)
+            await self._pipelined("outbox_flush", build, timeout_s, patient=timeout_s is None)
         written = {id(pending) for pending in batch}
         while self._outbox and id(self._outbox[0]) in written:
             self._outbox.popleft()
