@@ -15,6 +15,7 @@ import pytest
 import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from router.http.app import create_app
 from router.http.openapi import build_openapi
@@ -50,4 +51,12 @@ def base_url() -> Iterator[str]:
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_gets_a_server_error(case: Any, base_url: str) -> None:
-    case.call_and_validate(base_url=base_url, headers={"Authorization": f"Bearer {KEY}"})
+    # Checked: no 5xx, and every answer conforms to the document. Not checked: that every
+    # schema-valid input is accepted: schemathesis can percent-encode a generated path
+    # parameter into bytes outside the printable-ASCII pattern (seen as U+FFFD), which the
+    # server then rightly refuses with a 422.
+    case.call_and_validate(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {KEY}"},
+        excluded_checks=[positive_data_acceptance],
+    )
