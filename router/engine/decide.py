@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,12 +12,11 @@ from router.engine.compile import NAMESPACES, All, AnyOf, Leaf, Node, Not, Scope
 from router.engine.index import CandidateIndex
 from router.engine.problems import Problem
 from router.engine.routes import Route
-from router.engine.values import MISSING
+from router.engine.values import MISSING, snake_case_aliases
 
 Outcome = Literal["matched", "default", "fallback"]
 
 _EMPTY: Mapping[str, Any] = {}
-_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +63,6 @@ class Rule:
     when: Node | None
     route: Route
     line: int
-
-
-def snake_case_aliases(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``fromNumber`` also readable as ``from_number`` (existing keys win)."""
-    extra = {}
-    for key in record:
-        if any(c.isupper() for c in key):
-            snake = _CAMEL.sub(r"_\1", key).lower()
-            if snake not in record:
-                extra[snake] = record[key]
-    return {**record, **extra} if extra else record
 
 
 @dataclass(frozen=True, slots=True)

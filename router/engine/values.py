@@ -8,6 +8,7 @@ candidate index and templates all use them, so they cannot disagree.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -29,6 +30,8 @@ _CONTROL = re.compile(
     "[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
 _SPACE = re.compile(r"\s+")
+_ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_HUMP = re.compile(r"([a-z0-9])([A-Z])")
 
 
 def as_number(value: Any) -> int | float | None:
@@ -108,3 +111,22 @@ def sanitise(text: str) -> str:
     override injected through conversation state must not reach them.
     """
     return _SPACE.sub(" ", _CONTROL.sub("", text))
+
+
+@functools.lru_cache(maxsize=4096)
+def snake_case(key: str) -> str:
+    """``fromNumber`` → ``from_number``, ``HTTPStatus`` → ``http_status``.
+
+    Memoised: a conversation record has a few dozen distinct keys, read on every decision.
+    """
+    return _HUMP.sub(r"\1_\2", _ACRONYM.sub(r"\1_\2", key)).lower()
+
+
+def snake_case_aliases(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``record`` with each camelCase key also under its snake_case name (existing keys win)."""
+    extra = {}
+    for key in record:
+        snake = snake_case(key)
+        if snake != key and snake not in record:
+            extra[snake] = record[key]
+    return {**record, **extra} if extra else record

@@ -29,8 +29,7 @@ Choices made here (see the contract §1, §2.1):
 - Every store call gets the request's remaining budget as ``timeout_s``; a shared
   store bounds each round trip further by ``ROUTER_STORE_TIMEOUT_MS`` and counts its
   own failures (its circuit breaker), so the gatherer only adds a slightly longer
-  guard. A store written before ``timeout_s`` existed is called without it, bounded
-  by ``min(ROUTER_STORE_TIMEOUT_MS, budget)`` as before.
+  guard. The memory store never waits, so it is called without any timer.
 - A store fault never fails the gathering: the store's part reads as nothing known,
   the lookups run, and ``sources["store"]`` says ``timeout``, ``error`` or
   ``circuit_open`` (the worst seen in this request).
@@ -39,7 +38,6 @@ Choices made here (see the contract §1, §2.1):
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +47,7 @@ import aiohttp
 import structlog
 
 from router.budget import Deadline
+from router.engine.values import snake_case_aliases
 from router.facts.breaker import Breaker, BreakerState, Permit
 from router.facts.polyai import FAILED, Answer, PolyAIClient
 from router.facts.singleflight import SingleFlight
@@ -79,24 +78,11 @@ _STORE_GUARD_S = 0.005
 """Extra time the gatherer's own guard gives a store that bounds its calls itself, so the
 store's timeout (which its breaker counts) fires first."""
 
-_CAMEL_1 = re.compile(r"([A-Z]+)([A-Z][a-z])")
-_CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
-
-
-def snake_case(key: str) -> str:
-    """``fromNumber`` -> ``from_number``, ``HTTPStatus`` -> ``http_status``."""
-    return _CAMEL_2.sub(r"\1_\2", _CAMEL_1.sub(r"\1_\2", key)).lower()
-
 
 def conversation_namespace(record: JSONMap) -> FactMap:
     """Every top-level field of a conversation record but ``state``; camelCase keys
     are also given under their snake_case name (a key already present wins)."""
-    out: FactMap = {k: v for k, v in record.items() if k != "state"}
-    for key in list(out):
-        alias = snake_case(key)
-        if alias != key and alias not in out:
-            out[alias] = out[key]
-    return out
+    return dict(snake_case_aliases({k: v for k, v in record.items() if k != "state"}))
 
 
 def handoff_namespace(data: JSONMap, conversation_id: str | None, shared_id: str | None) -> FactMap:
