@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.facts import FactGatherer, make_client_session
+from router.facts import FactGatherer
 from router.settings import Settings, load_settings
 from router.store.memory import MemoryStore
 from tests.fakes.clock import ManualClock
@@ -40,13 +40,6 @@ def make_settings(fake: FakePolyAI) -> Callable[..., Settings]:
         return load_settings(**values)
 
     return make
-
-
-@pytest.fixture
-async def session(make_settings: Callable[..., Settings]) -> AsyncIterator[aiohttp.ClientSession]:
-    client = make_client_session(make_settings())
-    yield client
-    await client.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import redis
 
-from router.facts import FactGatherer, make_client_session
+from router.facts import FactGatherer
 from router.settings import Settings, load_settings
 from router.store import open_store
 from router.store._redis_url import redact
@@ -153,13 +153,6 @@ def make_settings(fake: FakePolyAI, prefix: str) -> Callable[..., Settings]:
         return load_settings(**values)
 
     return make
-
-
-@pytest.fixture
-async def session(make_settings: Callable[..., Settings]) -> AsyncIterator[aiohttp.ClientSession]:
-    client = make_client_session(make_settings())
-    yield client
-    await client.close()
 
 
 @pytest.fixture
