@@ -129,10 +129,6 @@ class CandidateIndex:
         # A few short sorted runs: sorting them together beats a heap merge.
         return sorted(chain.from_iterable(found))
 
-    def describe(self) -> dict[str, int]:
-        """For diagnostics: how many rules are filed under an index, and how many are not."""
-        return {"indexed_paths": len(self._paths), "unindexed_rules": len(self._always)}
-
 
 def _values(leaf: Leaf) -> tuple[Any, ...]:
     expected = leaf.ops[0].expected

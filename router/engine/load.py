@@ -56,10 +56,6 @@ class FileLoad:
     ruleset: RuleSet | None
     problems: tuple[Problem, ...]
 
-    @property
-    def ok(self) -> bool:
-        return self.ruleset is not None
-
 
 def ruleset_files(path: Path) -> list[Path]:
     """The rule files at ``path``: the file itself, or ``*.yaml``/``*.yml`` directly in a folder.

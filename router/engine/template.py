@@ -40,10 +40,6 @@ class Template:
     parts: tuple[str | Ref, ...]
     limit: int
 
-    @property
-    def is_literal(self) -> bool:
-        return all(isinstance(part, str) for part in self.parts)
-
     def render(self, facts: Mapping[str, Mapping[str, Any] | None]) -> str:
         out: list[str] = []
         for part in self.parts:
