@@ -13,10 +13,14 @@ nothing but JSON lines.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
+import re
 import sys
+import threading
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import orjson
 import structlog
@@ -56,14 +60,29 @@ _LEVELS = {
 _MAX_DEPTH = 6
 
 
+_SECRET_KEY = re.compile("|".join(re.escape(part) for part in _SECRET_KEY_PARTS))
+_SECRET_KEY_MEMO: dict[str, bool] = {}
+_SECRET_KEY_MEMO_MAX = 4096
+"""Log keys are mostly the code's own few dozen names; data keys (nested state, attributes)
+can be many, so the memo stops growing at this size and the rest are checked each time."""
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _is_secret_key(key: object) -> bool:
-    lowered = str(key).lower()
-    return any(part in lowered for part in _SECRET_KEY_PARTS)
+    if type(key) is str:
+        known = _SECRET_KEY_MEMO.get(key)
+        if known is not None:
+            return known
+    secret = _SECRET_KEY.search(str(key).lower()) is not None
+    if type(key) is str and len(_SECRET_KEY_MEMO) < _SECRET_KEY_MEMO_MAX:
+        _SECRET_KEY_MEMO[key] = secret
+    return secret
 
 
 def _scrub_secrets(value: Any, depth: int = 0) -> Any:
     """Return ``value`` with every credential-looking key's value replaced, at any depth."""
-    if depth > _MAX_DEPTH:
+    if type(value) in _SCALARS or depth > _MAX_DEPTH:
         return value
     if isinstance(value, Mapping):
         return {
@@ -87,11 +106,11 @@ class Redactor:
         self.log_state = log_state
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        for key in list(event_dict):
+        for key, value in event_dict.items():
             if _is_secret_key(key) or (not self.log_state and key in STATE_KEYS):
                 event_dict[key] = REDACTED
-            else:
-                event_dict[key] = _scrub_secrets(event_dict[key])
+            elif type(value) not in _SCALARS:
+                event_dict[key] = _scrub_secrets(value)
         return event_dict
 
 
@@ -123,42 +142,127 @@ def _shared_processors(settings: Settings) -> list[Processor]:
     ]
 
 
-def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
+class LineWriter:
+    """Writes log lines to a stream: inside an event loop, all the lines of one loop
+    iteration in one write, at the end of that iteration; elsewhere, each at once.
+
+    A busy service logs a line or two per request; one ``write`` + ``flush`` per line is
+    a system call each, and a JSON log line costs less to render than to write alone.
+    Lines keep their order; none waits longer than one turn of the loop, and
+    :meth:`flush` (called at exit and by ``router serve`` when it stops) writes the rest.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._binary: BinaryIO | None = getattr(stream, "buffer", None)
+        self._text = stream
+        self._pending: list[bytes] = []
+        self._scheduled = False
+        self._lock = threading.Lock()
+
+    def write_line(self, line: str | bytes) -> None:
+        data = line.encode("utf-8", "replace") if isinstance(line, str) else line
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: write now
+            loop = None
+        with self._lock:
+            self._pending.append(data)
+            if self._scheduled or loop is None:
+                write_now = loop is None
+            else:
+                self._scheduled = True
+                loop.call_soon(self.flush)
+                write_now = False
+        if write_now:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._scheduled = False
+            if not self._pending:
+                return
+            data = b"\n".join(self._pending) + b"\n"
+            self._pending.clear()
+            try:
+                if self._binary is not None:
+                    self._binary.write(data)
+                    self._binary.flush()
+                else:
+                    self._text.write(data.decode("utf-8", "replace"))
+                    self._text.flush()
+            except (OSError, ValueError):  # stdout closed or gone: nowhere left to log
+                pass
+
+
+class _LineLogger:
+    """The structlog logger: hands each rendered line to the :class:`LineWriter`."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        self.msg = writer.write_line
+        self.log = self.debug = self.info = self.warn = self.warning = self.msg
+        self.err = self.error = self.critical = self.exception = self.fatal = self.msg
+
+
+_writer: LineWriter | None = None
+
+
+def flush_logs() -> None:
+    """Write out log lines still waiting for their loop iteration to end."""
+    if _writer is not None:
+        _writer.flush()
+
+
+atexit.register(flush_logs)
+
+
+def configure_logging(
+    settings: Settings, *, stream: TextIO | None = None, cache_loggers: bool = False
+) -> None:
     """Configure structlog (and the standard library's root logger) for this process.
 
     ``stream`` defaults to the ``sys.stdout`` of the moment of the call (tests that
-    capture stdout call this after capturing starts).
+    capture stdout call this after capturing starts). ``cache_loggers`` lets each logger
+    bind its configuration once, on first use (``router serve``): it saves a rebind per
+    line, but then a later call here no longer reaches loggers already used, so tests,
+    which reconfigure per case, leave it off.
     """
+    global _writer
+    flush_logs()
     out = stream if stream is not None else sys.stdout
+    _writer = writer = LineWriter(out)
     level = _LEVELS[settings.log_level]
     shared = _shared_processors(settings)
-    exception_renderer: Processor = structlog.processors.format_exc_info
     final: Processor
-    logger_factory: Any
+    stdlib_renderer: Processor
     if settings.log_format == "console":
-        final = structlog.dev.ConsoleRenderer(colors=False)
-        logger_factory = structlog.PrintLoggerFactory(file=out)
-        stdlib_renderer: Processor = structlog.dev.ConsoleRenderer(colors=False)
+        final = stdlib_renderer = structlog.dev.ConsoleRenderer(colors=False)
     else:
         final = structlog.processors.JSONRenderer(serializer=_orjson_bytes)
-        buffer = getattr(out, "buffer", None)
-        if buffer is not None:
-            logger_factory = structlog.BytesLoggerFactory(file=buffer)
-        else:  # a plain text stream (io.StringIO in tests): render text instead of bytes
-            final = structlog.processors.JSONRenderer(serializer=_orjson_text)
-            logger_factory = structlog.PrintLoggerFactory(file=out)
         stdlib_renderer = structlog.processors.JSONRenderer(serializer=_orjson_text)
     structlog.configure(
-        processors=[*shared, exception_renderer, final],
+        processors=[*shared, structlog.processors.format_exc_info, final],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=logger_factory,
-        cache_logger_on_first_use=False,  # tests reconfigure logging per case
+        logger_factory=lambda *_: _LineLogger(writer),
+        cache_logger_on_first_use=cache_loggers,
     )
-    _route_stdlib_logging(out, level, shared, stdlib_renderer)
+    _route_stdlib_logging(writer, level, shared, stdlib_renderer)
 
 
-class _RouterLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The root handler :func:`configure_logging` installs (so a second call replaces it)."""
+class _RouterLogHandler(logging.Handler):
+    """The root handler :func:`configure_logging` installs (so a second call replaces it):
+    standard-library records, formatted by structlog, through the same :class:`LineWriter`."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line: str | bytes = self.format(record)
+        except Exception:  # a record that cannot be formatted must not break the caller
+            self.handleError(record)
+            return
+        self._writer.write_line(line)
 
 
 def remove_logging_handler() -> None:
@@ -169,7 +273,7 @@ def remove_logging_handler() -> None:
 
 
 def _route_stdlib_logging(
-    out: TextIO, level: int, shared: list[Processor], renderer: Processor
+    writer: LineWriter, level: int, shared: list[Processor], renderer: Processor
 ) -> None:
     """Send standard-library log records (aiohttp, asyncio) through the same processors."""
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -180,7 +284,7 @@ def _route_stdlib_logging(
             renderer,
         ],
     )
-    handler = _RouterLogHandler(out)
+    handler = _RouterLogHandler(writer)
     handler.setFormatter(formatter)
     remove_logging_handler()
     root = logging.getLogger()

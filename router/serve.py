@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from router.observe import configure_logging
+from router.observe import configure_logging, flush_logs
 from router.settings import Settings
 
 log = structlog.get_logger("router.serve")
@@ -50,7 +50,7 @@ def run(settings: Settings) -> int:
     if refusal is not None:
         sys.stderr.write(f"router serve: {refusal}\n")
         return EXIT_USAGE
-    configure_logging(settings)
+    configure_logging(settings, cache_loggers=True)
     if settings.workers > 1:
         from router.workers import supervise
 
@@ -153,6 +153,7 @@ async def serve(
         await runner.cleanup()  # stop accepting, drain in-flight, close session and store
         await asyncio.gather(watcher, return_exceptions=True)
     log.info("stopped")
+    flush_logs()
     return EXIT_OK
 
 

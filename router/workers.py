@@ -496,7 +496,7 @@ def _worker_main(settings: Settings, sockets: list[socket.socket], link: Connect
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, record)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
-    configure_logging(settings)
+    configure_logging(settings, cache_loggers=True)
     structlog.contextvars.bind_contextvars(worker=os.getpid())
 
     def started(stop: asyncio.Event) -> None:

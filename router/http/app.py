@@ -29,9 +29,7 @@ from router.http.keys import (
 from router.http.middlewares import (
     add_standard_headers,
     add_worker_header,
-    authenticate,
-    errors,
-    request_context,
+    handle_request,
 )
 from router.metrics import STORE_UP
 from router.reload import RulesReloader
@@ -62,7 +60,7 @@ def create_app(
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_context, errors, authenticate],
+        middlewares=[handle_request],
     )
     app[SETTINGS] = settings
     app[API_KEYS] = settings.parsed_api_keys()

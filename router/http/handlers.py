@@ -39,6 +39,7 @@ from router.http.keys import (
     API_KEYS,
     ARRIVAL,
     GATHERER,
+    LOGGED,
     PENDING_SAVES,
     RULES,
     SETTINGS,
@@ -78,6 +79,7 @@ async def route(request: web.Request) -> web.Response:
     answer["elapsed_ms"] = round(deadline.elapsed() * 1000, 3)
     await _save_decision(request.app, answer, gathered, deadline)
     _record(answer, decision_facts=gathered.facts, log_state=settings.log_state)
+    request[LOGGED] = True  # the decision line stands for the request line
     return json_response(answer)
 
 

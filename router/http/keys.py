@@ -30,3 +30,5 @@ ARRIVAL = web.RequestKey("arrival", float)
 """``time.monotonic()`` when the first middleware saw the request: the budget's start."""
 API_KEY: web.RequestKey[ApiKey | None] = web.RequestKey("api_key")
 """The key the caller authenticated with; ``None`` when auth is off or not yet shown."""
+LOGGED = web.RequestKey("logged", bool)
+"""Set by a handler that logged the call itself (``decision``): no ``request`` line then."""

@@ -1,4 +1,4 @@
-"""Cross-cutting request handling, outermost first: request context, errors, authentication.
+"""Cross-cutting request handling: request context, authentication, errors, the request log.
 
 Handlers stay about their endpoint: they get an authenticated request with a request id
 bound to every log line, raise :class:`~router.http.errors.ApiError` for failures, and
@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 
 from router.http.errors import ApiError, body_too_large, error_response, from_status
-from router.http.keys import API_KEY, API_KEYS, ARRIVAL, REQUEST_ID, SETTINGS
+from router.http.keys import API_KEY, API_KEYS, ARRIVAL, LOGGED, REQUEST_ID, SETTINGS
 from router.settings import ApiKey
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,48 +56,60 @@ def _route_template(request: web.Request) -> str:
 
 
 @web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Note the arrival time, adopt or make the request id, bind it to every log line, and
-    log one ``request`` line per request (its route template, never the raw path)."""
-    request[ARRIVAL] = time.monotonic()
-    offered = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = offered if _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4())
-    request[REQUEST_ID] = request_id
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+async def handle_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Everything around a handler, in one middleware (each layer costs a coroutine and
+    aiohttp's wrapper per request):
+
+    1. note the arrival time; adopt the caller's ``X-Request-ID`` or make one, and bind it
+       to every log line of the request;
+    2. authenticate (:func:`authenticate`);
+    3. turn every failure into the contract's error shape (:func:`error_answer`), so no
+       stack trace ever leaves;
+    4. log one ``request`` line (route template, never the raw path; probes at debug),
+       unless the handler already logged the call (a routed call's ``decision`` line).
+    """
+    arrival = request[ARRIVAL] = time.monotonic()
+    offered = request.headers.get(REQUEST_ID_HEADER)
+    request_id = request[REQUEST_ID] = (
+        offered if offered and _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4())
+    )
+    tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
         try:
+            authenticate(request)
             response = await handler(request)
         except asyncio.CancelledError:
             log.info("request_cancelled", method=request.method, route=_route_template(request))
             raise
-        # Probes and scrapes come every few seconds: keep them out of the info log.
-        log_at = log.debug if request.path in PUBLIC_PATHS else log.info
-        log_at(
-            "request",
-            method=request.method,
-            route=_route_template(request),
-            status=response.status,
-            duration_ms=round((time.monotonic() - request[ARRIVAL]) * 1000, 3),
-        )
+        except Exception as exc:
+            response = error_answer(request, exc)
+        if not request.get(LOGGED):
+            log_at = log.debug if request.path in PUBLIC_PATHS else log.info
+            log_at(
+                "request",
+                method=request.method,
+                route=_route_template(request),
+                status=response.status,
+                duration_ms=round((time.monotonic() - arrival) * 1000, 3),
+            )
         return response
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves in the contract's error shape; nothing else escapes."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The contract's error answer for a failure; a redirect (3xx) is re-raised."""
+    if isinstance(exc, ApiError):
         return error_response(exc)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         kept = {k: exc.headers[k] for k in _HEADERS_KEPT_ON_ERRORS if k in exc.headers}
         if exc.status == 413:
             return error_response(body_too_large(request.app[SETTINGS].max_body_bytes))
         return error_response(from_status(exc.status, headers=kept))
-    except Exception:
-        log.exception("unhandled_error", route=_route_template(request))
-        return error_response(from_status(500))
+    log.error("unhandled_error", route=_route_template(request), exc_info=exc)
+    return error_response(from_status(500))
 
 
 def find_key(keys: Iterable[ApiKey], presented: str) -> ApiKey | None:
@@ -128,9 +140,9 @@ def presented_key(request: web.Request) -> str | None:
     return api_key or None
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Require a configured API key, except on public paths and when auth is off.
+def authenticate(request: web.Request) -> None:
+    """Require a configured API key, except on public paths and when auth is off; the key
+    found (or ``None``) is left in ``request[API_KEY]`` for the handler's scope checks.
 
     Signed routes (the push webhook) may instead carry a request signature, which only
     the handler can check (it needs the raw body); they pass with ``API_KEY`` unset.
@@ -138,13 +150,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     request[API_KEY] = None
     keys = request.app[API_KEYS]
     if not keys or request.path in PUBLIC_PATHS:
-        return await handler(request)
+        return
     offered = presented_key(request)
     key = find_key(keys, offered) if offered is not None else None
     if key is None and request.match_info.route.name not in SIGNED_ROUTES:
         raise unauthorized(offered is not None)
     request[API_KEY] = key
-    return await handler(request)
 
 
 def unauthorized(key_was_offered: bool) -> ApiError:
