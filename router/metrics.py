@@ -81,3 +81,7 @@ STORE_OUTBOX_PENDING = Gauge(
     "Decisions waiting in this process's outbox for the shared store to answer again.",
     multiprocess_mode="livesum",
 )
+STORE_ROUND_TRIPS = Counter(
+    "router_store_round_trips_total",
+    "Pipelines sent to the shared store (the calls of one event-loop turn share one).",
+)

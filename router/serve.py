@@ -17,6 +17,7 @@ reloader, which define the metric families, are imported inside :func:`serve`, n
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import sys
@@ -123,6 +124,7 @@ async def serve(
     sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
     for site in sites or [web.TCPSite(runner, settings.host, settings.port)]:
         await site.start()
+    _freeze_startup_objects()
     log.info(
         "listening",
         host=settings.host,
@@ -155,6 +157,18 @@ async def serve(
     log.info("stopped")
     flush_logs()
     return EXIT_OK
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up made (modules, rules, the app) out of the garbage collector's sight.
+
+    Those few hundred thousand objects live as long as the process, yet every full
+    collection walks them all: tens of milliseconds, a stall that turns into store and
+    upstream timeouts under load. ``gc.freeze`` moves them to a generation no collection
+    visits; objects made later (per request, a reloaded ruleset) are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _report_watcher_end(task: asyncio.Task[None]) -> None:

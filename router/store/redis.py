@@ -75,6 +75,7 @@ from router.metrics import (
     STORE_DURATION,
     STORE_OUTBOX_DROPPED,
     STORE_OUTBOX_PENDING,
+    STORE_ROUND_TRIPS,
     STORE_UP,
 )
 from router.settings import Settings
@@ -134,6 +135,33 @@ class _Read:
     link: tuple[str | None, str | None] | None
     pushed: dict[str, JSONMap]
     cached: dict[str, JSONMap]
+
+
+class _Batch:
+    """The store calls of one event-loop turn, sent together as one pipeline.
+
+    Every caller queues its commands with ``build`` and waits on its own future for its
+    own slice of the replies, with its own time limit; the pipeline gets the longest.
+    """
+
+    __slots__ = ("builds", "futures", "limit")
+
+    def __init__(self) -> None:
+        self.builds: list[Callable[[Any], None]] = []
+        self.futures: list[asyncio.Future[list[Any]]] = []
+        self.limit = 0.0
+
+    def join(self, build: Callable[[Any], None], limit: float) -> asyncio.Future[list[Any]]:
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.builds.append(build)
+        self.futures.append(future)
+        self.limit = max(self.limit, limit)
+        return future
+
+    def fail(self, error: BaseException) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_exception(error)
 
 
 def _escape(value: str) -> str:
@@ -209,6 +237,9 @@ class RedisStore:
         self._cluster_init: asyncio.Task[None] | None = None
         self._cluster_ready = not isinstance(client, RedisCluster)
         self._cluster_attempts = 0
+        self._batch: _Batch | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._durations: dict[str, Any] = {}
 
     @property
     def kind(self) -> StoreKind:
@@ -258,8 +289,10 @@ class RedisStore:
         """Run one round trip under the breaker, bounded by ``min(store timeout, timeout_s)``.
 
         Raises :class:`StoreError` (``circuit_open``, ``timeout`` or ``error``). A timeout
-        counts against the breaker only when the call had the store's full timeout: a
-        request whose budget is nearly spent says nothing about Redis's health.
+        counts against the breaker only when the call had the store's full timeout (a
+        request whose budget is nearly spent says nothing about Redis's health) and no
+        other round trip succeeded meanwhile (then Redis answers, and it is this process's
+        event loop that is too busy to read the answer in time).
 
         ``patient`` round trips (the outbox flush: no caller waits on it) get at least
         :data:`_PATIENT_TIMEOUT_S`, so that a router whose event loop is saturated, and
@@ -275,6 +308,7 @@ class RedisStore:
         if permit is None:
             raise StoreError(f"{operation}: the store's circuit breaker is open", "circuit_open")
         began = time.monotonic()
+        started = self._clock()
         # The first time a cluster client learns its slots is slow, not a fault.
         warming = not self._cluster_ready and self._cluster_attempts <= 1
         try:
@@ -283,7 +317,12 @@ class RedisStore:
                     await self._learn_cluster()
                 result = await call()
         except (TimeoutError, RedisTimeoutError):
-            self._failed(permit, counts=min(limit, self._timeout) >= self._timeout and not warming)
+            counts = (
+                min(limit, self._timeout) >= self._timeout
+                and not warming
+                and not self._answered_since(started)
+            )
+            self._failed(permit, counts=counts)
             raise StoreError(
                 f"{operation}: Redis gave no answer within {limit * 1000:.0f} ms", "timeout"
             ) from None
@@ -306,15 +345,111 @@ class RedisStore:
         *,
         patient: bool = False,
     ) -> list[Any]:
-        """One pipelined (non-transactional) round trip of the commands ``build`` queues."""
+        """The replies to the commands ``build`` queues, sent in one pipelined round trip.
 
-        async def run() -> list[Any]:
-            pipe = self._client.pipeline(transaction=False)
+        Calls made in the same turn of the event loop share that round trip
+        (auto-pipelining): under load, one pipeline carries the reads and writes of many
+        requests, so its fixed cost (a pooled connection, two system calls, a timer, the
+        breaker's bookkeeping) is paid once, not once per call. Each caller still waits at
+        most ``min(store timeout, timeout_s)`` and gets only its own replies; a command
+        that fails (a Redis error reply) fails only its caller. ``patient`` round trips
+        (the outbox) go alone, with the longer timeout :meth:`_round_trip` gives them.
+        """
+        if patient:
+
+            async def run() -> list[Any]:
+                pipe = self._client.pipeline(transaction=False)
+                build(pipe)
+                replies: list[Any] = await pipe.execute()
+                return replies
+
+            return await self._round_trip(operation, run, timeout_s, patient=True)
+        limit = self._timeout if timeout_s is None else min(self._timeout, timeout_s)
+        if limit <= 0:
+            raise StoreError(f"{operation}: no time left in the request's budget", "timeout")
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch()
+            asyncio.get_running_loop().call_soon(self._send, batch)
+        waiting = batch.join(build, limit)
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(limit):
+                return await waiting
+        except TimeoutError:
+            raise StoreError(
+                f"{operation}: Redis gave no answer within {limit * 1000:.0f} ms", "timeout"
+            ) from None
+        except StoreError as exc:
+            raise StoreError(f"{operation}: {exc}", exc.fault) from None
+        finally:
+            self._duration(operation).observe(time.monotonic() - began)
+
+    def _duration(self, operation: str) -> Any:
+        """The ``router_store_duration_seconds`` child of an operation (looked up once)."""
+        child = self._durations.get(operation)
+        if child is None:
+            child = self._durations[operation] = STORE_DURATION.labels(operation=operation)
+        return child
+
+    def _send(self, batch: _Batch) -> None:
+        """End of the loop turn: close ``batch`` to newcomers and send it."""
+        if self._batch is batch:
+            self._batch = None
+        task = asyncio.get_running_loop().create_task(self._send_batch(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_batch(self, batch: _Batch) -> None:
+        """One pipeline for every call of ``batch``, under the breaker; each caller's
+        future gets its slice of the replies or the :class:`StoreError` of the trip."""
+        permit = self._breaker.acquire()
+        if permit is None:
+            batch.fail(StoreError("the store's circuit breaker is open", "circuit_open"))
+            return
+        pipe = self._client.pipeline(transaction=False)
+        slices: list[tuple[int, int]] = []
+        for build in batch.builds:
+            start = len(pipe)
             build(pipe)
-            replies: list[Any] = await pipe.execute()
-            return replies
+            slices.append((start, len(pipe)))
+        STORE_ROUND_TRIPS.inc()
+        warming = not self._cluster_ready and self._cluster_attempts <= 1
+        began = self._clock()
+        try:
+            async with asyncio.timeout(batch.limit):
+                if warming:
+                    await self._learn_cluster()
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except (TimeoutError, RedisTimeoutError):
+            full = batch.limit >= self._timeout
+            counts = full and not warming and not self._answered_since(began)
+            self._failed(permit, counts=counts)
+            batch.fail(StoreError(f"no answer within {batch.limit * 1000:.0f} ms", "timeout"))
+            return
+        except (RedisError, RedisClusterException, OSError) as exc:
+            self._failed(permit, counts=True)
+            batch.fail(StoreError(_describe(exc), "error"))
+            return
+        except BaseException:  # cancelled (or a bug): no verdict on Redis; let another probe
+            self._breaker.abandon(permit)
+            batch.fail(StoreError("the round trip was cut short", "error"))
+            raise
+        self._succeeded(permit)
+        for future, (start, end) in zip(batch.futures, slices, strict=True):
+            if future.done():  # its caller gave up waiting
+                continue
+            mine = replies[start:end]
+            error = next((reply for reply in mine if isinstance(reply, Exception)), None)
+            if error is None:
+                future.set_result(mine)
+            else:
+                future.set_exception(StoreError(_describe(error), "error"))
 
-        return await self._round_trip(operation, run, timeout_s, patient=patient)
+    def _answered_since(self, moment: float) -> bool:
+        """Whether a round trip succeeded after ``moment``: then a timeout now says the
+        event loop was too busy to read the answer in time, not that Redis is down."""
+        return self._last_ok_at is not None and self._last_ok_at > moment
 
     async def _learn_cluster(self) -> None:
         """Wait (within the caller's bound) for the cluster client to learn the slot map.
@@ -708,6 +843,8 @@ class RedisStore:
         """Stop the outbox, try once more (for up to ``flush_within_s``) to write what it
         holds, then close the connections. Decisions still queued are logged as lost."""
         self._closing = True
+        if self._sending:  # pipelines already on their way: let them land
+            await asyncio.wait(set(self._sending), timeout=flush_within_s)
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.wait({self._flusher})
