@@ -141,27 +141,43 @@ class _Batch:
     """The store calls of one event-loop turn, sent together as one pipeline.
 
     Every caller queues its commands with ``build`` and waits on its own future for its
-    own slice of the replies, with its own time limit; the pipeline gets the longest.
+    own slice of the replies until its own deadline (on the loop's clock); the pipeline
+    waits until the latest of them.
     """
 
-    __slots__ = ("builds", "futures", "limit")
+    __slots__ = ("builds", "deadline", "full", "futures", "limits")
 
     def __init__(self) -> None:
         self.builds: list[Callable[[Any], None]] = []
         self.futures: list[asyncio.Future[list[Any]]] = []
-        self.limit = 0.0
+        self.limits: list[tuple[float, float]] = []
+        self.deadline = 0.0
+        self.full = False
+        """Whether some caller had the store's whole timeout (then a timeout is a verdict)."""
 
-    def join(self, build: Callable[[Any], None], limit: float) -> asyncio.Future[list[Any]]:
+    def join(
+        self, build: Callable[[Any], None], deadline: float, limit: float, *, full: bool
+    ) -> asyncio.Future[list[Any]]:
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self.builds.append(build)
         self.futures.append(future)
-        self.limit = max(self.limit, limit)
+        self.limits.append((deadline, limit))
+        self.deadline = max(self.deadline, deadline)
+        self.full = self.full or full
         return future
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: StoreError) -> None:
         for future in self.futures:
             if not future.done():
                 future.set_exception(error)
+
+
+def _time_out(future: asyncio.Future[list[Any]], limit: float) -> None:
+    """A caller's deadline passed before the pipeline's answer: it stops waiting."""
+    if not future.done():
+        future.set_exception(
+            StoreError(f"Redis gave no answer within {limit * 1000:.0f} ms", "timeout")
+        )
 
 
 def _escape(value: str) -> str:
@@ -367,23 +383,19 @@ class RedisStore:
         limit = self._timeout if timeout_s is None else min(self._timeout, timeout_s)
         if limit <= 0:
             raise StoreError(f"{operation}: no time left in the request's budget", "timeout")
+        loop = asyncio.get_running_loop()
         batch = self._batch
         if batch is None:
             batch = self._batch = _Batch()
-            asyncio.get_running_loop().call_soon(self._send, batch)
-        waiting = batch.join(build, limit)
-        began = time.monotonic()
+            loop.call_soon(self._send, batch)
+        began = loop.time()
+        waiting = batch.join(build, began + limit, limit, full=limit >= self._timeout)
         try:
-            async with asyncio.timeout(limit):
-                return await waiting
-        except TimeoutError:
-            raise StoreError(
-                f"{operation}: Redis gave no answer within {limit * 1000:.0f} ms", "timeout"
-            ) from None
+            return await waiting
         except StoreError as exc:
             raise StoreError(f"{operation}: {exc}", exc.fault) from None
         finally:
-            self._duration(operation).observe(time.monotonic() - began)
+            self._duration(operation).observe(loop.time() - began)
 
     def _duration(self, operation: str) -> Any:
         """The ``router_store_duration_seconds`` child of an operation (looked up once)."""
@@ -414,18 +426,28 @@ class RedisStore:
             build(pipe)
             slices.append((start, len(pipe)))
         STORE_ROUND_TRIPS.inc()
+        # No timer per caller (the pipeline's own covers the latest deadline), only for
+        # those who must stop waiting sooner.
+        loop = asyncio.get_running_loop()
+        timers = [
+            loop.call_at(deadline, _time_out, future, limit)
+            for future, (deadline, limit) in zip(batch.futures, batch.limits, strict=True)
+            if deadline < batch.deadline
+        ]
         warming = not self._cluster_ready and self._cluster_attempts <= 1
         began = self._clock()
         try:
-            async with asyncio.timeout(batch.limit):
+            async with asyncio.timeout_at(batch.deadline):
                 if warming:
                     await self._learn_cluster()
                 replies: list[Any] = await pipe.execute(raise_on_error=False)
         except (TimeoutError, RedisTimeoutError):
-            full = batch.limit >= self._timeout
-            counts = full and not warming and not self._answered_since(began)
+            counts = batch.full and not warming and not self._answered_since(began)
             self._failed(permit, counts=counts)
-            batch.fail(StoreError(f"no answer within {batch.limit * 1000:.0f} ms", "timeout"))
+            longest = max(limit for _, limit in batch.limits)
+            batch.fail(
+                StoreError(f"Redis gave no answer within {longest * 1000:.0f} ms", "timeout")
+            )
             return
         except (RedisError, RedisClusterException, OSError) as exc:
             self._failed(permit, counts=True)
@@ -435,6 +457,9 @@ class RedisStore:
             self._breaker.abandon(permit)
             batch.fail(StoreError("the round trip was cut short", "error"))
             raise
+        finally:
+            for timer in timers:
+                timer.cancel()
         self._succeeded(permit)
         for future, (start, end) in zip(batch.futures, slices, strict=True):
             if future.done():  # its caller gave up waiting
