@@ -6,6 +6,20 @@ first, so memory cannot grow without limit however many conversations pass.
 A key is one conversation id or one shared id, so a conversation known by
 both ids takes two of them.
 
+Invisible to the garbage collector: each key's entry is one flat, immutable
+tuple of strings, floats and bytes (its records, back to back), and every
+write replaces the whole entry (copy-on-write). Pushed facts, cached lookups,
+decisions and the link between the two ids are kept as compact JSON
+(:mod:`router.store.codec`, as a shared store keeps them) and decoded into fresh
+dicts when read, so a caller may
+change what it gets. CPython's cyclic collector stops tracking a tuple the
+first time it finds nothing tracked inside (a flat one at its first
+collection; a nested one could take several, as the collector may look at
+the outer tuple before the inner), so the only object of the store a
+collection walks is the LRU ``OrderedDict``: full collections do not visit
+hundreds of thousands of per-key objects, and their pauses do not grow with
+the store.
+
 Asyncio-safe without a lock: no method awaits between reading and writing
 its entries, so each runs to completion on the event loop before another
 starts. It is not thread-safe (one store per event loop).
@@ -15,45 +29,37 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
-import orjson
-
+from router.store import codec
 from router.store.base import NOTHING_KNOWN, JSONMap, Known, Pushed, StoreKind, StoreStatus
 
 _Key = tuple[str, str]
+"""``("c", conversation_id)`` or ``("s", shared_id)``."""
+
+_Record = tuple[str, str, float, bytes]
+"""``(kind, name, expires_at, body)``: one value kept under a key (at most one per kind and
+name), its body the value as :func:`router.store.codec.dumps` writes it."""
+_RECORD_SIZE = 4
+"""Items per record in an entry."""
+_LINK = "link"
+"""Kind of the ``[conversation_id, shared_id]`` a push named, so either id finds the other
+(name ``""``)."""
+_PUSHED = "pushed"
+"""Kind of a pushed namespace (named ``handoff``, ``state`` or ``conversation``)."""
+_CACHED = "cached"
+"""Kind of a cached lookup (named as in :data:`router.store.base.CACHE_NAMES`)."""
+_DECISION = "decision"
+"""Kind of the latest decision (name ``""``)."""
+
+_Entry = tuple[str | float | bytes, ...]
+"""Everything kept under one key: its :data:`_Record` items back to back, never mutated.
+
+Flat, with no tuple inside, so the garbage collector untracks it on its first collection."""
+
 _SWEEP_PER_WRITE = 2
 """Least recently used keys checked for expiry on each write (keeps dead keys from lingering)."""
-
-
-@dataclass(slots=True)
-class _Timed:
-    expires_at: float
-    value: Any
-
-
-@dataclass(slots=True)
-class _Entry:
-    """Everything kept under one key (a conversation id or a shared id)."""
-
-    link: _Timed | None = None
-    """The ``(conversation_id, shared_id)`` a push named, so either id finds the other."""
-    pushed: dict[str, _Timed] = field(default_factory=dict)
-    cached: dict[str, _Timed] = field(default_factory=dict)
-    decision: _Timed | None = None
-
-    def prune(self, now: float) -> bool:
-        """Drop what has expired; True when nothing is left."""
-        if self.link is not None and self.link.expires_at <= now:
-            self.link = None
-        for bucket in (self.pushed, self.cached):
-            for name in [n for n, t in bucket.items() if t.expires_at <= now]:
-                del bucket[name]
-        if self.decision is not None and self.decision.expires_at <= now:
-            self.decision = None
-        return self.link is None and not self.pushed and not self.cached and self.decision is None
 
 
 def _keys(conversation_id: str | None, shared_id: str | None) -> list[_Key]:
@@ -63,6 +69,45 @@ def _keys(conversation_id: str | None, shared_id: str | None) -> list[_Key]:
     if shared_id is not None:
         keys.append(("s", shared_id))
     return keys
+
+
+def _records(entry: _Entry) -> Iterator[_Record]:
+    """The records an entry holds, in order."""
+    items = iter(entry)  # zipped with itself: _RECORD_SIZE items at a time
+    return cast("Iterator[_Record]", zip(items, items, items, items, strict=True))
+
+
+def _entry(records: Iterable[_Record]) -> _Entry:
+    """The flat entry holding ``records``."""
+    return tuple(item for record in records for item in record)
+
+
+def _unexpired(entry: _Entry, now: float) -> _Entry | None:
+    """``entry`` without its expired records (``entry`` itself when none has expired);
+    ``None`` when none is left."""
+    live = [record for record in _records(entry) if record[2] > now]
+    if not live:
+        return None
+    if len(live) * _RECORD_SIZE == len(entry):
+        return entry
+    return _entry(live)
+
+
+def _replaced(entry: _Entry, records: Sequence[_Record]) -> _Entry:
+    """``entry`` with ``records`` replacing those of the same kind and name (in place), the
+    others appended."""
+    replacing = {record[:2]: record for record in records}
+    kept = [replacing.pop(record[:2], record) for record in _records(entry)]
+    return _entry([*kept, *replacing.values()])
+
+
+def _named(kind: str, values: Mapping[str, JSONMap | None], expires_at: float) -> list[_Record]:
+    """Records of ``kind`` for the values given (those not ``None``), by name."""
+    return [
+        (kind, name, expires_at, codec.dumps(dict(value)))
+        for name, value in values.items()
+        if value is not None
+    ]
 
 
 class MemoryStore:
@@ -90,33 +135,40 @@ class MemoryStore:
     # Internals -------------------------------------------------------------
 
     def _read(self, key: _Key, now: float) -> _Entry | None:
+        """The key's unexpired records (marking it most recently used), or ``None``."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.prune(now):
+        live = _unexpired(entry, now)
+        if live is None:
             del self._entries[key]
             return None
+        if live is not entry:
+            self._entries[key] = live
         self._entries.move_to_end(key)
-        return entry
+        return live
 
-    def _write(self, key: _Key, now: float) -> _Entry:
+    def _write(self, key: _Key, now: float, records: Sequence[_Record]) -> None:
+        """Replace the key's entry with one holding ``records`` and its other unexpired ones;
+        a new key sweeps expired ones first and may evict the least recently used."""
         entry = self._entries.get(key)
         if entry is None:
             self._sweep(now)
-            entry = self._entries[key] = _Entry()
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            live: _Entry = ()
         else:
             self._entries.move_to_end(key)
-        return entry
+            live = _unexpired(entry, now) or ()
+        self._entries[key] = _replaced(live, records)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
 
     def _sweep(self, now: float) -> None:
-        """Drop the least recently used keys whose values have all expired."""
+        """Drop the least recently used keys whose records have all expired."""
         dead = []
         for index, (key, entry) in enumerate(self._entries.items()):
             if index >= _SWEEP_PER_WRITE:
                 break
-            if entry.prune(now):
+            if _unexpired(entry, now) is None:
                 dead.append(key)
         for key in dead:
             del self._entries[key]
@@ -141,12 +193,10 @@ class MemoryStore:
         now = self._clock()
         expires_at = now + ttl_s
         given = {"handoff": data, "state": state, "conversation": conversation}
+        link: _Record = (_LINK, "", expires_at, codec.dumps([conversation_id, shared_id]))
+        records = [link, *_named(_PUSHED, given, expires_at)]
         for key in _keys(conversation_id, shared_id):
-            entry = self._write(key, now)
-            entry.link = _Timed(expires_at, (conversation_id, shared_id))
-            for name, value in given.items():
-                if value is not None:
-                    entry.pushed[name] = _Timed(expires_at, dict(value))
+            self._write(key, now, records)
 
     async def read_known(
         self,
@@ -157,31 +207,34 @@ class MemoryStore:
     ) -> Known:
         """Pushed facts and cached lookups for either id (the conversation id's first)."""
         now = self._clock()
-        entries = [e for k in _keys(conversation_id, shared_id) if (e := self._read(k, now))]
+        keys = _keys(conversation_id, shared_id)
+        entries = [entry for key in keys if (entry := self._read(key, now)) is not None]
         if not entries:
             return NOTHING_KNOWN
-        pushed: dict[str, Any] = {}
-        cached: dict[str, JSONMap] = {}
+        pushed: dict[str, bytes] = {}
+        cached: dict[str, bytes] = {}
         linked_cid: str | None = None
         linked_sid: str | None = None
         for entry in entries:
-            for name, timed in entry.pushed.items():
-                pushed.setdefault(name, timed.value)
-            for name, timed in entry.cached.items():
-                cached.setdefault(name, timed.value)
-            if entry.link is not None:
-                cid, sid = entry.link.value
-                linked_cid = linked_cid or cid
-                linked_sid = linked_sid or sid
+            for kind, name, _, body in _records(entry):
+                if kind == _PUSHED:
+                    pushed.setdefault(name, body)
+                elif kind == _CACHED:
+                    cached.setdefault(name, body)
+                elif kind == _LINK:
+                    cid, sid = codec.loads(body)
+                    linked_cid = linked_cid or cid
+                    linked_sid = linked_sid or sid
+        namespaces = {name: codec.loads(body) for name, body in pushed.items()}
         return Known(
             pushed=Pushed(
                 conversation_id=linked_cid,
                 shared_id=linked_sid,
-                handoff=pushed.get("handoff"),
-                state=pushed.get("state"),
-                conversation=pushed.get("conversation"),
+                handoff=namespaces.get("handoff"),
+                state=namespaces.get("state"),
+                conversation=namespaces.get("conversation"),
             ),
-            cached=cached,
+            cached={name: codec.loads(body) for name, body in cached.items()},
         )
 
     async def cache_lookups(
@@ -197,10 +250,9 @@ class MemoryStore:
         if ttl_s <= 0 or not lookups:
             return
         now = self._clock()
+        records = _named(_CACHED, lookups, now + ttl_s)
         for key in _keys(conversation_id, shared_id):
-            entry = self._write(key, now)
-            for name, value in lookups.items():
-                entry.cached[name] = _Timed(now + ttl_s, value)
+            self._write(key, now, records)
 
     async def save_decision(
         self,
@@ -214,13 +266,12 @@ class MemoryStore:
         """Keep ``decision`` (as JSON, like a shared store would) under its ids, and cache
         ``lookups`` under the same ids for ``cache_ttl_s`` seconds."""
         now = self._clock()
-        # orjson hands back its (>= 4 KiB) working buffer; copy to keep ~0.6 KiB per decision.
-        body = bytes(memoryview(orjson.dumps(decision)))
+        record: _Record = (_DECISION, "", now + ttl_s, codec.dumps(decision))
         raw_cid, raw_sid = decision.get("conversation_id"), decision.get("shared_id")
         cid = raw_cid if isinstance(raw_cid, str) else None
         sid = raw_sid if isinstance(raw_sid, str) else None
         for key in _keys(cid, sid):
-            self._write(key, now).decision = _Timed(now + ttl_s, body)
+            self._write(key, now, [record])
         if lookups:
             await self.cache_lookups(cid, sid, lookups, ttl_s=cache_ttl_s)
 
@@ -236,10 +287,13 @@ class MemoryStore:
 
     def _decision(self, key: _Key) -> dict[str, Any] | None:
         entry = self._read(key, self._clock())
-        if entry is None or entry.decision is None:
+        if entry is None:
             return None
-        decision: dict[str, Any] = orjson.loads(entry.decision.value)
-        return decision
+        for kind, _, _, body in _records(entry):
+            if kind == _DECISION:
+                decision: dict[str, Any] = codec.loads(body)
+                return decision
+        return None
 
     async def status(self) -> StoreStatus:
         return "memory"

@@ -19,8 +19,9 @@ Keys (``P`` is ``ROUTER_STORE_PREFIX``, default ``router:``)::
 Everything written for one conversation shares the hash tag ``{c:<id>}``, so it lives
 on one Redis Cluster slot and a pipeline for it goes to one node. Ids are
 percent-escaped for ``%``, ``{`` and ``}`` so the tag is always the whole id. Values
-are compact JSON (orjson); every key has its own TTL (``PX``), so TTLs behave as in
-the memory store: each namespace, cached lookup and decision expires on its own.
+are compact JSON (:mod:`router.store.codec`); every key has its own TTL (``PX``), so
+TTLs behave as in the memory store: each namespace, cached lookup and decision expires
+on its own.
 
 A write that knows both ids is kept under the conversation id, links the shared id to
 it (``…:cid``, kept as long as the longest TTL so a decision stays findable by shared
@@ -64,7 +65,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import orjson
 import structlog
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
@@ -79,6 +79,7 @@ from router.metrics import (
     STORE_UP,
 )
 from router.settings import Settings
+from router.store import codec
 from router.store._redis_url import RedisClient, RedisMode, connect, redact
 from router.store.base import (
     CACHE_NAMES,
@@ -565,8 +566,8 @@ class RedisStore:
             if value is not None
         }
         ttl_ms = _ms(ttl_s)
-        link = orjson.dumps([conversation_id, shared_id])
-        values = {name: orjson.dumps(value) for name, value in given.items()}
+        link = codec.dumps([conversation_id, shared_id])
+        values = {name: codec.dumps(value) for name, value in given.items()}
 
         def build(pipe: Any) -> None:
             pipe.set(home + "link", link, px=ttl_ms)
@@ -669,7 +670,7 @@ class RedisStore:
         unknown = set(lookups) - set(CACHE_NAMES)
         if unknown:
             raise ValueError(f"unknown cached lookup {sorted(unknown)}; known: {CACHE_NAMES}")
-        return {name: orjson.dumps(value) for name, value in lookups.items()}
+        return {name: codec.dumps(value) for name, value in lookups.items()}
 
     def _queue_cache(
         self,
@@ -711,7 +712,7 @@ class RedisStore:
         cid, sid = _ids(decision)
         if cid is None and sid is None:
             return
-        pending = _Pending(cid, sid, orjson.dumps(decision), self._clock() + ttl_s)
+        pending = _Pending(cid, sid, codec.dumps(decision), self._clock() + ttl_s)
         if self._outbox:
             self._enqueue(pending)
             return
@@ -918,8 +919,8 @@ def _loads(raw: bytes | None, what: str) -> Any:
     if raw is None:
         return None
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        return codec.loads(raw)
+    except ValueError:  # orjson's JSONDecodeError and json's are both ValueErrors
         log.warning("store_value_unreadable", field=what)
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -92,6 +93,29 @@ async def test_pushed_facts_expire_after_their_ttl(store: MemoryStore, clock: Ma
     clock.advance(1)
     assert await store.read_known("c1", "s1") == NOTHING_KNOWN
     assert len(store) == 0  # expired keys are dropped when touched
+
+
+async def test_changing_what_a_read_returned_does_not_change_the_store(
+    store: MemoryStore,
+) -> None:
+    state = {"tier": "gold", "history": {"steps": ["a"]}}
+    lookups: dict[str, JSONMap] = {CACHE_RECORD: {"state": {"x": 1}, "conversation": {}}}
+    await store.push("c1", "s1", data={"r": "refund"}, state=state, ttl_s=60)
+    await store.cache_lookups("c1", "s1", lookups, ttl_s=60)
+    read = await store.read_known("c1", "s1")
+    assert isinstance(read.pushed.state, dict)
+    assert isinstance(read.pushed.handoff, dict)
+    read.pushed.state["history"]["steps"].append("mutated")
+    read.pushed.state["tier"] = "mutated"
+    read.pushed.handoff.clear()
+    cached_record = read.cached[CACHE_RECORD]
+    assert isinstance(cached_record, dict)
+    cached_record["state"]["x"] = "mutated"
+    lookups[CACHE_RECORD]["state"]["x"] = "mutated too"  # nor does changing what was cached
+    for again in (await store.read_known("c1", None), await store.read_known(None, "s1")):
+        assert again.pushed.state == {"tier": "gold", "history": {"steps": ["a"]}}
+        assert again.pushed.handoff == {"r": "refund"}
+        assert again.cached == {CACHE_RECORD: {"state": {"x": 1}, "conversation": {}}}
 
 
 # Lookup cache -----------------------------------------------------------------------
@@ -197,6 +221,35 @@ async def test_expired_keys_are_swept_on_later_writes(clock: ManualClock) -> Non
     for n in range(10):
         await store.push(f"new{n}", None, state={}, ttl_s=60)
     assert len(store) == 10
+
+
+async def test_what_the_store_keeps_is_invisible_to_the_garbage_collector(
+    clock: ManualClock,
+) -> None:
+    # Full collections must not walk every key's values: entries are flat immutable tuples of
+    # untracked objects, so filling the store adds (almost) nothing for the collector to track.
+    conversations = 5000
+    store = MemoryStore(2 * conversations, clock=clock)
+    gc.collect()
+    tracked_before = len(gc.get_objects())
+    for n in range(conversations):
+        cid, sid = f"c{n}", f"s{n}"
+        state = {"tier": "gold", "n": n, "history": {"steps": ["greet", "verify"], "ok": True}}
+        await store.push(cid, sid, data={"reason": "refund"}, state=state, ttl_s=3600)
+        lookups: dict[str, JSONMap] = {
+            CACHE_HANDOFF: {"id": cid, "shared_id": sid, "data": {"reason": "refund"}},
+            CACHE_RECORD: {"state": {"n": n}, "conversation": {"lang": "en"}},
+        }
+        await store.cache_lookups(cid, sid, lookups, ttl_s=600)
+        decision = {"conversation_id": cid, "shared_id": sid, "skills": ["billing"], "n": n}
+        await store.save_decision(decision, ttl_s=60, lookups=lookups, cache_ttl_s=600)
+    clock.advance(61)  # the decisions expire: reads write the pruned entries back
+    await store.read_known("c0", "s0")
+    assert await store.decision_for_shared_id("s1") is None
+    gc.collect()
+    tracked_after = len(gc.get_objects())
+    assert len(store) == 2 * conversations
+    assert tracked_after - tracked_before < 200
 
 
 def test_max_entries_must_be_positive() -> None:

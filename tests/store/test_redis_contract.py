@@ -10,6 +10,7 @@ short here; the memory store's clock is moved, Redis's real one is waited on.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -68,6 +69,20 @@ async def test_a_push_is_read_back_by_either_id(backend: Backend) -> None:
         assert known.pushed.state == {"tier": "gold"}
         assert known.pushed.conversation is None
         assert (known.pushed.conversation_id, known.pushed.shared_id) == ("c1", "s1")
+
+
+async def test_a_push_keeps_numbers_plain_json_cannot_carry(backend: Backend) -> None:
+    # A request body may hold these (pydantic reads them); orjson refuses or nulls them.
+    store = backend.store
+    state = {"big": 2**70, "inf": math.inf, "nested": {"nan": math.nan}, "none": None}
+    await store.push("c1", None, state=state, data={"ok": True}, ttl_s=60)
+    read = (await store.read_known("c1", None)).pushed
+    assert read.state is not None
+    assert read.state["big"] == 2**70
+    assert read.state["inf"] == math.inf
+    assert math.isnan(read.state["nested"]["nan"])
+    assert read.state["none"] is None
+    assert read.handoff == {"ok": True}
 
 
 async def test_unknown_ids_read_as_nothing(backend: Backend) -> None:

@@ -1,0 +1,80 @@
+"""``router serve`` with ``POST /v1/route`` cut short after a stage, for bench/http_ladder.py.
+
+``ROUTER_BENCH_STAGE`` (0-5) says how far the handler goes before it answers:
+
+  0  the router's app (middleware, authentication, headers), the body read, a fixed answer
+  1  + the body validated (pydantic), the ruleset picked, the budget started
+  2  + the facts gathered (a memory-store read; the request carries them inline)
+  3  + the rules run (``RuleSet.decide``), a decision id, the answer built and serialised
+  4  + the decision saved in the store
+  5  + the decision's metrics and its log line: the real ``/v1/route``
+
+Stages 0-4 mark the call as logged, so no ``request`` line is written either: each stage
+adds exactly one step. This is a benchmark tool: it replaces the route handler before the
+app is built and is never imported by the service.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+
+from aiohttp import web
+from baseline_server import ANSWER  # this folder is on sys.path when run as a script
+
+import router.http.handlers as handlers
+from router.cli import run
+from router.http.keys import LOGGED, SETTINGS
+
+STAGE = int(os.environ.get("ROUTER_BENCH_STAGE", "5"))
+FIXED = ANSWER  # the baseline's answer: the same bytes on the wire
+
+
+def _fixed(request: web.Request) -> web.Response:
+    request[LOGGED] = True
+    return web.Response(body=FIXED, content_type="application/json", charset="utf-8")
+
+
+async def route(request: web.Request) -> web.Response:
+    if STAGE == 0:
+        await request.read()
+        return _fixed(request)
+    body, ruleset, deadline = await handlers._decision_request(request)
+    if STAGE == 1:
+        return _fixed(request)
+    gathered = await handlers._gather(request, body, deadline)
+    if STAGE == 2:
+        return _fixed(request)
+    decision = ruleset.decide(
+        handlers._facts(gathered, body),
+        conversation_id=body.conversation_id,
+        shared_id=body.shared_id,
+    )
+    answer = {
+        "decision_id": str(uuid.uuid4()),
+        **handlers._decision_fields(decision.to_dict(), gathered),
+    }
+    answer["elapsed_ms"] = round(deadline.elapsed() * 1000, 3)
+    if STAGE == 3:
+        request[LOGGED] = True
+        return handlers.json_response(answer)
+    await handlers._save_decision(request.app, answer, gathered, deadline)
+    if STAGE == 4:
+        request[LOGGED] = True
+        return handlers.json_response(answer)
+    return await _full(request, answer, gathered)
+
+
+async def _full(request: web.Request, answer: dict[str, object], gathered: object) -> web.Response:
+    settings = request.app[SETTINGS]
+    facts = getattr(gathered, "facts", None)
+    handlers._record(answer, decision_facts=facts, log_state=settings.log_state)
+    request[LOGGED] = True
+    return handlers.json_response(answer)
+
+
+if __name__ == "__main__":
+    handlers.route = route  # the app factory reads it when it adds the routes
+    sys.argv = ["router", "serve"]
+    run()
