@@ -1232,7 +1232,7 @@ INCLUSIVE: tuple[tuple[str, str], ...] = (
     ("aiohttp reads + parses the request (data_received)", "RequestHandler.data_received"),
     ("aiohttp writes the response (finish_response)", "RequestHandler.finish_response"),
     ("middlewares + handler (Application._handle)", "Application._handle"),
-    ("  request_context middleware", "request_context (router/http/middlewares.py"),
+    ("  the router middleware (handle_request)", "handle_request (router/http/middlewares.py"),
     ("  parse_model: pydantic validate_json", "parse_model (router/http/body.py"),
     ("  _gather: facts (store read, lookups)", "_gather (router/http/handlers.py"),
     ("  RuleSet.decide + Decision.to_dict", "decide (router/engine/decide.py"),

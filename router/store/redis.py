@@ -41,8 +41,9 @@ Round trips per decision phase:
 - :meth:`RedisStore.save_decision` with ``lookups``: the decision and the cache in one
   pipelined call.
 
-Faults (see docs/scaling.md, "When Redis is down"): each round trip waits at most
-``min(ROUTER_STORE_TIMEOUT_MS, timeout_s)``; a timeout, a refused or reset connection
+Faults (see docs/scaling.md, "When Redis is down"): each call waits at most
+``min(ROUTER_STORE_TIMEOUT_MS, timeout_s)`` for an answer, or, while Redis is seen
+answering other calls, up to ``timeout_s``; a timeout, a refused or reset connection
 or a Redis error raises :class:`~router.store.base.StoreError` with ``fault`` set to
 ``timeout`` or ``error``. ``ROUTER_BREAKER_FAILURES`` consecutive failures open the
 store's breaker: calls then fail at once with ``circuit_open`` (no waiting), and after
@@ -138,39 +139,54 @@ class _Read:
     cached: dict[str, JSONMap]
 
 
+@dataclass(slots=True)
+class _Caller:
+    """One store call waiting in a :class:`_Batch`: its future and its two deadlines (on
+    the event loop's clock). Past ``soft`` (the store timeout) it waits on, up to ``hard``
+    (its budget), only while Redis is seen answering other calls."""
+
+    future: asyncio.Future[list[Any]]
+    joined: float
+    """On the store's clock, for :meth:`RedisStore._answered_since`."""
+    soft: float
+    hard: float
+    soft_limit: float
+    hard_limit: float
+
+
 class _Batch:
     """The store calls of one event-loop turn, sent together as one pipeline.
 
     Every caller queues its commands with ``build`` and waits on its own future for its
-    own slice of the replies until its own deadline (on the loop's clock); the pipeline
-    waits until the latest of them.
+    own slice of the replies, until its own deadline; the pipeline waits until the
+    latest of them.
     """
 
-    __slots__ = ("builds", "deadline", "full", "futures", "limits")
+    __slots__ = ("builds", "callers", "deadline", "expired", "full", "soft_deadline", "timers")
 
     def __init__(self) -> None:
         self.builds: list[Callable[[Any], None]] = []
-        self.futures: list[asyncio.Future[list[Any]]] = []
-        self.limits: list[tuple[float, float]] = []
+        self.callers: list[_Caller] = []
+        self.timers: list[asyncio.TimerHandle] = []
+        self.soft_deadline = 0.0
+        """The latest store timeout of the callers: when Redis must have answered."""
         self.deadline = 0.0
+        """The latest budget of the callers: how long a busy loop may keep waiting."""
+        self.expired = False
         self.full = False
         """Whether some caller had the store's whole timeout (then a timeout is a verdict)."""
 
-    def join(
-        self, build: Callable[[Any], None], deadline: float, limit: float, *, full: bool
-    ) -> asyncio.Future[list[Any]]:
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+    def join(self, build: Callable[[Any], None], caller: _Caller, *, full: bool) -> None:
         self.builds.append(build)
-        self.futures.append(future)
-        self.limits.append((deadline, limit))
-        self.deadline = max(self.deadline, deadline)
+        self.callers.append(caller)
+        self.soft_deadline = max(self.soft_deadline, caller.soft)
+        self.deadline = max(self.deadline, caller.hard)
         self.full = self.full or full
-        return future
 
     def fail(self, error: StoreError) -> None:
-        for future in self.futures:
-            if not future.done():
-                future.set_exception(error)
+        for caller in self.callers:
+            if not caller.future.done():
+                caller.future.set_exception(error)
 
 
 def _time_out(future: asyncio.Future[list[Any]], limit: float) -> None:
@@ -367,10 +383,13 @@ class RedisStore:
         Calls made in the same turn of the event loop share that round trip
         (auto-pipelining): under load, one pipeline carries the reads and writes of many
         requests, so its fixed cost (a pooled connection, two system calls, a timer, the
-        breaker's bookkeeping) is paid once, not once per call. Each caller still waits at
-        most ``min(store timeout, timeout_s)`` and gets only its own replies; a command
-        that fails (a Redis error reply) fails only its caller. ``patient`` round trips
-        (the outbox) go alone, with the longer timeout :meth:`_round_trip` gives them.
+        breaker's bookkeeping) is paid once, not once per call. Each caller gets only its
+        own replies, and a command that fails (a Redis error reply) fails only its caller.
+        Each caller waits ``min(store timeout, timeout_s)``, and on past that, up to
+        ``timeout_s`` (its budget), only while Redis is answering other calls: then the
+        answer is late because this process is busy, and waiting beats routing blind.
+        ``patient`` round trips (the outbox) go alone, with the longer timeout
+        :meth:`_round_trip` gives them.
         """
         if patient:
 
@@ -381,8 +400,9 @@ class RedisStore:
                 return replies
 
             return await self._round_trip(operation, run, timeout_s, patient=True)
-        limit = self._timeout if timeout_s is None else min(self._timeout, timeout_s)
-        if limit <= 0:
+        hard_limit = self._timeout if timeout_s is None else timeout_s
+        soft_limit = min(self._timeout, hard_limit)
+        if soft_limit <= 0:
             raise StoreError(f"{operation}: no time left in the request's budget", "timeout")
         loop = asyncio.get_running_loop()
         batch = self._batch
@@ -390,9 +410,18 @@ class RedisStore:
             batch = self._batch = _Batch()
             loop.call_soon(self._send, batch)
         began = loop.time()
-        waiting = batch.join(build, began + limit, limit, full=limit >= self._timeout)
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        caller = _Caller(
+            future,
+            self._clock(),
+            began + soft_limit,
+            began + hard_limit,
+            soft_limit,
+            hard_limit,
+        )
+        batch.join(build, caller, full=soft_limit >= self._timeout)
         try:
-            return await waiting
+            return await future
         except StoreError as exc:
             raise StoreError(f"{operation}: {exc}", exc.fault) from None
         finally:
@@ -427,42 +456,53 @@ class RedisStore:
             build(pipe)
             slices.append((start, len(pipe)))
         STORE_ROUND_TRIPS.inc()
-        # No timer per caller (the pipeline's own covers the latest deadline), only for
-        # those who must stop waiting sooner.
         loop = asyncio.get_running_loop()
-        timers = [
-            loop.call_at(deadline, _time_out, future, limit)
-            for future, (deadline, limit) in zip(batch.futures, batch.limits, strict=True)
-            if deadline < batch.deadline
-        ]
-        warming = not self._cluster_ready and self._cluster_attempts <= 1
+        task = asyncio.current_task()
+        assert task is not None
         began = self._clock()
+        # A timer per caller whose store timeout comes before the pipeline's deadline, and
+        # the pipeline's own (which it extends while Redis is seen answering other calls).
+        for caller in batch.callers:
+            if caller.soft < batch.deadline:
+                batch.timers.append(loop.call_at(caller.soft, self._soft_deadline, batch, caller))
+        batch.timers.append(
+            loop.call_at(batch.soft_deadline, self._batch_deadline, batch, task, began)
+        )
+        warming = not self._cluster_ready and self._cluster_attempts <= 1
         try:
-            async with asyncio.timeout_at(batch.deadline):
-                if warming:
-                    await self._learn_cluster()
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-        except (TimeoutError, RedisTimeoutError):
-            counts = batch.full and not warming and not self._answered_since(began)
-            self._failed(permit, counts=counts)
-            longest = max(limit for _, limit in batch.limits)
-            batch.fail(
-                StoreError(f"Redis gave no answer within {longest * 1000:.0f} ms", "timeout")
-            )
-            return
+            if warming:
+                await self._learn_cluster()
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:
+            if not batch.expired or task.uncancel() > 0:  # cancelled from outside
+                self._breaker.abandon(permit)
+                batch.fail(StoreError("the round trip was cut short", "error"))
+                raise
+            timed_out = True
+        except RedisTimeoutError:
+            timed_out = True
         except (RedisError, RedisClusterException, OSError) as exc:
             self._failed(permit, counts=True)
             batch.fail(StoreError(_describe(exc), "error"))
             return
-        except BaseException:  # cancelled (or a bug): no verdict on Redis; let another probe
+        except BaseException:  # a bug: no verdict on Redis; let another probe
             self._breaker.abandon(permit)
             batch.fail(StoreError("the round trip was cut short", "error"))
             raise
+        else:
+            timed_out = False
         finally:
-            for timer in timers:
+            for timer in batch.timers:
                 timer.cancel()
+        if timed_out:
+            counts = batch.full and not warming and not self._answered_since(began)
+            self._failed(permit, counts=counts)
+            waited = (self._clock() - began) * 1000
+            batch.fail(StoreError(f"Redis gave no answer within {waited:.0f} ms", "timeout"))
+            return
         self._succeeded(permit)
-        for future, (start, end) in zip(batch.futures, slices, strict=True):
+        for caller, (start, end) in zip(batch.callers, slices, strict=True):
+            future = caller.future
             if future.done():  # its caller gave up waiting
                 continue
             mine = replies[start:end]
@@ -471,6 +511,36 @@ class RedisStore:
                 future.set_result(mine)
             else:
                 future.set_exception(StoreError(_describe(error), "error"))
+
+    def _batch_deadline(self, batch: _Batch, task: asyncio.Task[None], began: float) -> None:
+        """The pipeline's store timeout passed: wait on (up to the latest caller's budget)
+        if Redis answered another call meanwhile, else give up on it."""
+        if batch.deadline > batch.soft_deadline and self._answered_since(began):
+            timer = asyncio.get_running_loop().call_at(batch.deadline, self._expire, batch, task)
+            batch.timers.append(timer)
+            return
+        self._expire(batch, task)
+
+    @staticmethod
+    def _expire(batch: _Batch, task: asyncio.Task[None]) -> None:
+        if not task.done():
+            batch.expired = True
+            task.cancel()
+
+    def _soft_deadline(self, batch: _Batch, caller: _Caller) -> None:
+        """A caller's store timeout passed. If Redis answered another call meanwhile, the
+        answer is late because this event loop is busy, not because Redis is down: waiting
+        on (within the caller's budget) then gives a better decision than giving up.
+        Otherwise the caller stops waiting."""
+        if caller.future.done():
+            return
+        if caller.hard > caller.soft and self._answered_since(caller.joined):
+            timer = asyncio.get_running_loop().call_at(
+                caller.hard, _time_out, caller.future, caller.hard_limit
+            )
+            batch.timers.append(timer)
+            return
+        _time_out(caller.future, caller.soft_limit)
 
     def _answered_since(self, moment: float) -> bool:
         """Whether a round trip succeeded after ``moment``: then a timeout now says the

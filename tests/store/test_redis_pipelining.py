@@ -203,3 +203,32 @@ async def test_a_timeout_while_nothing_succeeds_counts(
     error = await _timeout_while_others_answer(store, others=False)
     assert error.fault == "timeout"
     assert store.breaker_state == "open"
+
+
+async def test_a_call_waits_past_the_store_timeout_within_its_budget_while_redis_answers(
+    slow_first_connection: _DelayFirstConnection, make_store: MakeStore, shared_redis_url: str
+) -> None:
+    writer = await make_store(shared_redis_url)  # straight to Redis, same key prefix
+    await writer.save_decision(decision("c-late", "billing"), ttl_s=60)
+    store = await make_store(slow_first_connection.url, connect=False, ROUTER_STORE_TIMEOUT_MS=100)
+    began = time.monotonic()
+    # Each reply on the slow connection, its handshake's included, comes 250 ms late.
+    late = asyncio.create_task(store.decision_for_conversation("c-late", timeout_s=3.0))
+    await asyncio.sleep(0.01)  # next turn: a second connection, which answers at once
+    for n in range(3):
+        await store.read_known(f"c-{n}", None)
+    found = await late  # answered well past the 100 ms store timeout
+    assert found is not None
+    assert found["queue"] == "billing"
+    assert 0.25 <= time.monotonic() - began < 3.0
+
+
+async def test_without_answers_a_call_stops_at_the_store_timeout_whatever_its_budget(
+    slow_first_connection: _DelayFirstConnection, make_store: MakeStore
+) -> None:
+    store = await make_store(slow_first_connection.url, connect=False, ROUTER_STORE_TIMEOUT_MS=100)
+    began = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        await store.read_known("c-1", None, timeout_s=1.0)
+    assert caught.value.fault == "timeout"
+    assert time.monotonic() - began < 0.1 + MARGIN_S
