@@ -460,10 +460,11 @@ class RedisStore:
         task = asyncio.current_task()
         assert task is not None
         began = self._clock()
-        # A timer per caller whose store timeout comes before the pipeline's deadline, and
-        # the pipeline's own (which it extends while Redis is seen answering other calls).
+        # The pipeline's store timeout (which it extends while Redis is seen answering
+        # other calls), and a timer for each caller whose store timeout comes sooner (the
+        # calls of one turn usually share one: the loop's clock stands still within a turn).
         for caller in batch.callers:
-            if caller.soft < batch.deadline:
+            if caller.soft < batch.soft_deadline:
                 batch.timers.append(loop.call_at(caller.soft, self._soft_deadline, batch, caller))
         batch.timers.append(
             loop.call_at(batch.soft_deadline, self._batch_deadline, batch, task, began)
@@ -513,13 +514,23 @@ class RedisStore:
                 future.set_exception(StoreError(_describe(error), "error"))
 
     def _batch_deadline(self, batch: _Batch, task: asyncio.Task[None], began: float) -> None:
-        """The pipeline's store timeout passed: wait on (up to the latest caller's budget)
-        if Redis answered another call meanwhile, else give up on it."""
-        if batch.deadline > batch.soft_deadline and self._answered_since(began):
-            timer = asyncio.get_running_loop().call_at(batch.deadline, self._expire, batch, task)
-            batch.timers.append(timer)
+        """The pipeline's store timeout passed. If Redis answered another call meanwhile,
+        wait on: each caller until its own budget, the pipeline until the latest; a caller
+        with no budget beyond the store timeout stops now. Else give up on the pipeline."""
+        if not (batch.deadline > batch.soft_deadline and self._answered_since(began)):
+            self._expire(batch, task)
             return
-        self._expire(batch, task)
+        loop = asyncio.get_running_loop()
+        for caller in batch.callers:
+            if caller.future.done() or caller.soft < batch.soft_deadline:
+                continue  # answered, or its own timer already decided
+            if caller.hard <= caller.soft:
+                _time_out(caller.future, caller.soft_limit)
+            elif caller.hard < batch.deadline:
+                batch.timers.append(
+                    loop.call_at(caller.hard, _time_out, caller.future, caller.hard_limit)
+                )
+        batch.timers.append(loop.call_at(batch.deadline, self._expire, batch, task))
 
     @staticmethod
     def _expire(batch: _Batch, task: asyncio.Task[None]) -> None:
@@ -528,10 +539,10 @@ class RedisStore:
             task.cancel()
 
     def _soft_deadline(self, batch: _Batch, caller: _Caller) -> None:
-        """A caller's store timeout passed. If Redis answered another call meanwhile, the
-        answer is late because this event loop is busy, not because Redis is down: waiting
-        on (within the caller's budget) then gives a better decision than giving up.
-        Otherwise the caller stops waiting."""
+        """A caller's store timeout passed before the pipeline's. If Redis answered another
+        call meanwhile, the answer is late because this event loop is busy, not because
+        Redis is down: waiting on (within the caller's budget) then gives a better decision
+        than giving up. Otherwise the caller stops waiting."""
         if caller.future.done():
             return
         if caller.hard > caller.soft and self._answered_since(caller.joined):
