@@ -290,6 +290,7 @@ def scrape(url: str) -> dict[str, Any]:
     count = 0.0
     store: dict[str, dict[str, float]] = collections.defaultdict(lambda: {"count": 0.0, "sum": 0.0})
     store_breaker = 0.0
+    pipelines = 0.0
     for line in raw.decode().splitlines():
         match = _METRIC.match(line)
         if not match:
@@ -310,6 +311,8 @@ def scrape(url: str) -> dict[str, Any]:
             store[labels["operation"]]["sum"] = value
         elif name == "router_breaker_open" and labels.get("source") == "store":
             store_breaker = value
+        elif name == "router_store_round_trips_total":
+            pipelines = value
     return {
         "decisions": decisions,
         "upstream": dict(upstream),
@@ -317,6 +320,7 @@ def scrape(url: str) -> dict[str, Any]:
         "count": count,
         "store": dict(store),
         "store_breaker_open": store_breaker,
+        "pipelines": pipelines,
     }
 
 
@@ -345,6 +349,7 @@ def metrics_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, An
         "over_500ms": total - buckets.get("0.5", 0),
         "store": store,
         "store_breaker_open_after": after["store_breaker_open"],
+        "pipelines": int(after.get("pipelines", 0) - before.get("pipelines", 0)),
     }
 
 
@@ -1174,9 +1179,12 @@ def print_scale_checks(row: dict[str, Any]) -> None:
     print(line)
     if trips:
         mean = {op: v["mean_ms"] for op, v in row["metrics"]["store"].items()}
+        calls = sum(v["calls"] for v in row["metrics"]["store"].values())
+        pipelines = row["metrics"].get("pipelines", 0)
         print(
             "      store round trips per decision: "
             + ", ".join(f"{op} {v:.2f} (mean {mean[op]:.2f} ms)" for op, v in trips.items())
+            + (f"; {calls / pipelines:.1f} calls per pipeline" if pipelines else "")
         )
     print(
         f"      after the run: status {after.get('status')}, sources.store "
