@@ -4,12 +4,19 @@ Each runs from the ``redis-server`` binary on free loopback ports, in its own
 ``tempfile.mkdtemp()`` folder, keeps nothing on disk, and is stopped by the fixture
 that started it (finalizers run on failure too). A server can be killed, paused
 (SIGSTOP), resumed and restarted on the same port, to show how the store behaves.
+
+The processes are run by pytest-redis's ``RedisExecutor`` (a plain server: it builds
+the ``redis-server`` command line) and, for servers that need options it cannot pass
+(cluster nodes, the sentinel), by ``mirakuru.TCPExecutor``, the executor pytest-redis
+is built on. Both start the process, wait until its port accepts connections, and
+stop it (SIGTERM, then SIGKILL after the timeout); mirakuru also kills, at interpreter
+exit, any process it started that is still running.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import shlex
 import shutil
 import signal
 import socket
@@ -21,12 +28,16 @@ from typing import Any
 
 import pytest
 import redis
+from mirakuru import SimpleExecutor, TCPExecutor
+from mirakuru.exceptions import ProcessFinishedWithError
+from pytest_redis.executor import RedisExecutor
 
 HOW_TO_GET_REDIS = (
     "install it (apt-get install redis-server, or brew install redis) so that "
     "`redis-server` is on PATH"
 )
 START_TIMEOUT_S = 10.0
+HOST = "127.0.0.1"
 
 
 def redis_server_binary() -> str:
@@ -42,7 +53,7 @@ def redis_server_binary() -> str:
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -52,21 +63,10 @@ def command(client: redis.Redis, *args: Any) -> Any:
     return client.execute_command(*args)  # type: ignore[no-untyped-call]
 
 
-def wait_for_ping(port: int, *, within: float = START_TIMEOUT_S) -> None:
-    """Return once the server on ``port`` answers PING; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        client = redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5)
-        try:
-            if client.ping():
-                return
-        except redis.RedisError as exc:
-            last = exc
-        finally:
-            client.close()
-        time.sleep(0.02)
-    raise AssertionError(f"redis-server on port {port} did not answer PING: {last!r}")
+def _stop(executor: SimpleExecutor) -> None:
+    """SIGTERM and wait (SIGKILL after the executor's timeout), whatever the exit code."""
+    with contextlib.suppress(ProcessFinishedWithError):
+        executor.stop()
 
 
 class RedisServer:
@@ -78,46 +78,84 @@ class RedisServer:
         self.folder = folder or Path(tempfile.mkdtemp(prefix="router-redis-"))
         self._own_folder = folder is None
         self.extra = extra
-        self.process: subprocess.Popen[bytes] | None = None
         self.paused = False
+        self.executor: TCPExecutor = self._tcp_executor() if extra else self._redis_executor()
+
+    def _redis_executor(self) -> RedisExecutor:
+        """pytest-redis's executor: loopback, no AOF, its log, pid file and socket in
+        ``folder``."""
+        executor = RedisExecutor(
+            self.binary,
+            databases=16,
+            redis_timeout=0,
+            loglevel="notice",
+            host=HOST,
+            port=self.port,
+            startup_timeout=int(START_TIMEOUT_S),
+            datadir=self.folder,
+        )
+        # Given no ``save``, pytest-redis leaves Redis's default snapshot rules on (and
+        # Redis would write a dump when stopped); turn them off: the last option wins.
+        executor.command_parts = [*executor.command_parts, "--save", ""]
+        executor.command = shlex.join(executor.command_parts)
+        return executor
+
+    def _tcp_executor(self) -> TCPExecutor:
+        """mirakuru's TCP executor for a command line with ``extra`` options."""
+        return TCPExecutor(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                HOST,
+                "--dir",
+                str(self.folder),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.folder / "redis.log"),
+                *self.extra,
+            ],
+            HOST,
+            self.port,
+            timeout=START_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{HOST}:{self.port}/0"
+
+    @property
+    def process(self) -> subprocess.Popen[Any] | None:
+        """The running ``redis-server`` (None before the start and after a kill or stop)."""
+        return self.executor.process
 
     def args(self) -> list[str]:
-        return [
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.folder),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(self.folder / "redis.log"),
-            *self.extra,
-        ]
+        """The command line the executor runs."""
+        return list(self.executor.command_parts)
 
     def start(self, *, wait: bool = True) -> RedisServer:
-        self.process = subprocess.Popen(
-            self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self.paused = False
+        """Start on ``port``; with ``wait``, return once the port accepts connections."""
         if wait:
-            wait_for_ping(self.port)
+            self.executor.start()
+        else:
+            SimpleExecutor.start(self.executor)  # launch only: no version or port checks
+        self.paused = False
         return self
 
     def _signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None, "server never started"
-        assert self.process.poll() is None, "server not running"
-        os.kill(self.process.pid, sig)
+        process = self.executor.process
+        assert process is not None, "server never started"
+        assert process.poll() is None, "server not running"
+        process.send_signal(sig)
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open, nothing answers (a hung Redis)."""
@@ -130,12 +168,8 @@ class RedisServer:
 
     def kill(self) -> None:
         """SIGKILL: connections reset, new ones are refused (a crashed Redis)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        if self.paused:
-            self.resume()
-        self.process.kill()
-        self.process.wait(timeout=START_TIMEOUT_S)
+        self.executor.kill()  # SIGKILL (a stopped process dies too), then wait
+        self.paused = False
 
     def restart(self) -> None:
         """Kill and start again on the same port (empty: it keeps nothing on disk)."""
@@ -144,15 +178,10 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the process (whatever its state) and remove its folder."""
-        if self.process is not None and self.process.poll() is None:
-            if self.paused:
-                self.resume()
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=START_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=START_TIMEOUT_S)
+        if self.paused and self.executor.running():
+            self.resume()  # a stopped process would not act on SIGTERM
+        _stop(self.executor)
+        self.paused = False
         if self._own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -186,7 +215,7 @@ class RedisCluster:
 
     @property
     def url(self) -> str:
-        seeds = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+        seeds = ",".join(f"{HOST}:{node.port}" for node in self.nodes)
         return f"redis+cluster://{seeds}"
 
     def start(self) -> RedisCluster:
@@ -200,7 +229,7 @@ class RedisCluster:
                 last = 16383 if n == len(self.nodes) - 1 else first + per_node - 1
                 command(client, "CLUSTER", "ADDSLOTSRANGE", first, last)
             for node, bus in zip(self.nodes[1:], self.buses[1:], strict=True):
-                command(clients[0], "CLUSTER", "MEET", "127.0.0.1", node.port, bus)
+                command(clients[0], "CLUSTER", "MEET", HOST, node.port, bus)
             deadline = time.monotonic() + 20
             while not all(_cluster_ok(client, len(self.nodes)) for client in clients):
                 if time.monotonic() > deadline:
@@ -236,29 +265,37 @@ class RedisSentinel:
         (self.folder / "master").mkdir()
         self.master = RedisServer(folder=self.folder / "master")
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis+sentinel://127.0.0.1:{self.port}/{self.MASTER_NAME}"
-
-    def start(self) -> RedisSentinel:
-        self.master.start()
-        conf = self.folder / "sentinel.conf"
-        conf.write_text(
-            f"port {self.port}\n"
-            "bind 127.0.0.1\n"
-            f"dir {self.folder}\n"
-            f"logfile {self.folder / 'sentinel.log'}\n"
-            f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.master.port} 1\n"
-            f"sentinel down-after-milliseconds {self.MASTER_NAME} 5000\n"
-        )
-        self.process = subprocess.Popen(
-            [self.master.binary, str(conf), "--sentinel"],
+        self.conf = self.folder / "sentinel.conf"
+        self.executor = TCPExecutor(
+            [self.master.binary, str(self.conf), "--sentinel"],
+            HOST,
+            self.port,
+            timeout=START_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_ping(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://{HOST}:{self.port}/{self.MASTER_NAME}"
+
+    @property
+    def process(self) -> subprocess.Popen[Any] | None:
+        """The running sentinel (None before the start and after the stop)."""
+        return self.executor.process
+
+    def start(self) -> RedisSentinel:
+        self.master.start()
+        self.conf.write_text(
+            f"port {self.port}\n"
+            f"bind {HOST}\n"
+            f"dir {self.folder}\n"
+            f"logfile {self.folder / 'sentinel.log'}\n"
+            f"sentinel monitor {self.MASTER_NAME} {HOST} {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.MASTER_NAME} 5000\n"
+        )
+        self.executor.start()
         client = redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
@@ -271,12 +308,6 @@ class RedisSentinel:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=START_TIMEOUT_S)
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(timeout=START_TIMEOUT_S)
+        _stop(self.executor)
         self.master.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
