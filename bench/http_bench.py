@@ -1653,7 +1653,16 @@ def machine() -> dict[str, Any]:
         first = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
         wrk_version = (first.stdout or first.stderr).splitlines()[0].split(" Copyright")[0]
     versions = {}
-    for dist in ("aiohttp", "uvloop", "pydantic", "structlog", "orjson", "prometheus-client"):
+    for dist in (
+        "aiohttp",
+        "uvloop",
+        "pydantic",
+        "structlog",
+        "orjson",
+        "prometheus-client",
+        "redis",
+        "hiredis",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     return {
