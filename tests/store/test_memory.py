@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 
 import pytest
@@ -255,15 +254,3 @@ async def test_what_the_store_keeps_is_invisible_to_the_garbage_collector(
 def test_max_entries_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_entries"):
         MemoryStore(0)
-
-
-async def test_concurrent_pushes_to_one_conversation_all_land(store: MemoryStore) -> None:
-    await asyncio.gather(
-        store.push("c1", None, data={"d": 1}, ttl_s=60),
-        store.push("c1", "s1", state={"s": 1}, ttl_s=60),
-        store.push(None, "s1", conversation={"c": 1}, ttl_s=60),
-    )
-    known = await store.read_known("c1", "s1")
-    assert known.pushed.handoff == {"d": 1}
-    assert known.pushed.state == {"s": 1}
-    assert known.pushed.conversation == {"c": 1}
