@@ -198,7 +198,7 @@ def _sentinel(
         **tls,
         **sentinel_auth,
     }
-    sentinel = Sentinel(parts.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(parts.hosts, sentinel_kwargs=sentinel_kwargs)
     client: Redis = sentinel.master_for(
         service,
         db=db,
