@@ -1233,6 +1233,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("asyncio (tasks, timeouts, wait)", ("asyncio/",)),
     ("aiohttp server: parse request, build + write response", ("aiohttp/",)),
     ("router http layer (middlewares, handlers, orjson)", ("router/http/",)),
+    ("router decision service", ("router/service/",)),
     ("event loop / I/O (uvloop, no Python frame)", ("Runner.run (asyncio/runners.py",)),
 )
 # Share of samples whose stack holds a frame containing the text (inclusive time).
@@ -1242,10 +1243,11 @@ INCLUSIVE: tuple[tuple[str, str], ...] = (
     ("middlewares + handler (Application._handle)", "Application._handle"),
     ("  the router middleware (handle_request)", "handle_request (router/http/middlewares.py"),
     ("  parse_model: pydantic validate_json", "parse_model (router/http/body.py"),
-    ("  _gather: facts (store read, lookups)", "_gather (router/http/handlers.py"),
-    ("  RuleSet.decide + Decision.to_dict", "decide (router/engine/decide.py"),
-    ("  _save_decision: store write", "_save_decision (router/http/handlers.py"),
-    ("  _record: decision metrics + decision log line", "_record (router/http/handlers.py"),
+    ("  DecisionService.decide: the whole decision", "decide (router/service/decisions.py"),
+    ("  _gather: facts (store read, lookups)", "_gather (router/service/decisions.py"),
+    ("  RuleSet.decide", "decide (router/engine/decide.py"),
+    ("  _save: store write", "_save (router/service/decisions.py"),
+    ("  observe_decision: decision metrics + log line", "observe_decision (router/service/"),
     ("  json_response: orjson + web.Response", "json_response (router/http/handlers.py"),
     ("  on_response_prepare: standard headers", "add_standard_headers"),
     ("all structlog frames", "structlog/"),

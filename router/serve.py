@@ -2,43 +2,21 @@
 
 Refuses to listen beyond loopback without API keys (an open router on a network would
 let anyone read decisions and push state), and refuses several workers over the memory
-store (they would not share pushed state, the lookup cache or decisions). Rules are
-loaded before the port opens, then watched; ``SIGHUP`` forces a reload. On SIGTERM the
-listening socket closes first, the requests in flight finish (up to
-:data:`DRAIN_TIMEOUT_S`), then the session and the store are closed.
-
-With ``--workers N`` (N > 1), :mod:`router.workers` runs :func:`serve` in N processes
-sharing one listening socket. That supervising process must never create a metric (in
-prometheus-client's multiprocess mode it would write series of its own, and a
-``router_store_up`` of 0 that no worker ever sets), so the HTTP application and the
-reloader, which define the metric families, are imported inside :func:`serve`, not here.
+store (they would not share pushed state, the lookup cache or decisions). One process
+serves (:func:`router.server.serve`), or, with ``--workers N``, the supervisor of
+:mod:`router.workers` runs N of them on one listening socket. That supervising process
+must never create a metric (in prometheus-client's multiprocess mode it would write
+series of its own), which is why neither this module nor :mod:`router.server` imports
+the HTTP application at import time.
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import signal
-import socket
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
 
-import structlog
-from aiohttp import web
-
-from router.observe import configure_logging, flush_logs
+from router.observe import configure_logging
+from router.server import EXIT_USAGE, run_loop, serve
 from router.settings import Settings
-
-log = structlog.get_logger("router.serve")
-
-DRAIN_TIMEOUT_S = 6.0
-"""Longest wait for in-flight requests at shutdown (Kubernetes' grace period is 30 s; the
-contract wants an exit within 10 s)."""
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def run(settings: Settings) -> int:
@@ -53,7 +31,7 @@ def run(settings: Settings) -> int:
         return EXIT_USAGE
     configure_logging(settings, cache_loggers=True)
     if settings.workers > 1:
-        from router.workers import supervise
+        from router.workers import supervise  # multiprocessing only when asked for
 
         return supervise(settings)
     return run_loop(serve(settings))
@@ -73,112 +51,3 @@ def _refusal(settings: Settings) -> str | None:
             "use ROUTER_STORE=redis://… or --workers 1"
         )
     return None
-
-
-def run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main`` on uvloop when it is installed, else on asyncio's loop."""
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
-    try:
-        import uvloop
-    except ImportError:
-        loop_factory = None
-    else:
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(main)
-
-
-async def serve(
-    settings: Settings,
-    *,
-    sockets: Sequence[socket.socket] = (),
-    started: Callable[[asyncio.Event], None] | None = None,
-    early_signals: Sequence[int] = (),
-) -> int:
-    """Serve in this process until SIGTERM/SIGINT, drain, and return 0.
-
-    Listens on ``settings.host``/``settings.port``, or on ``sockets`` already bound and
-    listening (a worker's share of the supervisor's socket). ``started`` is called once
-    requests are being served and the signal handlers are in place, with the event that
-    stops the service. ``early_signals`` holds signals that arrived before those handlers
-    were in place; it is read once they are, and each is acted on as if it came now.
-    """
-    from router.http.app import create_app
-    from router.reload import RulesReloader
-    from router.rules_registry import RulesRegistry
-
-    registry = RulesRegistry()
-    reloader = RulesReloader(registry, settings.rules)
-    await asyncio.to_thread(reloader.reload)
-    reason = registry.not_ready_reason()
-    if reason is not None:
-        log.warning("not_ready", reason=reason, rules=str(settings.rules))
-
-    runner = web.AppRunner(
-        create_app(settings, rules_registry=registry),
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=DRAIN_TIMEOUT_S,
-    )
-    await runner.setup()
-    sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
-    for site in sites or [web.TCPSite(runner, settings.host, settings.port)]:
-        await site.start()
-    _freeze_startup_objects()
-    log.info(
-        "listening",
-        host=settings.host,
-        port=_bound_port(runner, settings.port),
-        rules=str(settings.rules),
-    )
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(stop_signal, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reloader.request_reload, True)
-    for signum in early_signals:
-        if signum == signal.SIGHUP:
-            reloader.request_reload(True)
-        else:
-            stop.set()
-    watcher = asyncio.create_task(reloader.watch(stop), name="rules-watcher")
-    watcher.add_done_callback(_report_watcher_end)
-    if started is not None:
-        started(stop)
-    try:
-        await stop.wait()
-        log.info("shutting_down", drain_timeout_s=DRAIN_TIMEOUT_S)
-    finally:
-        for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(handled)
-        await runner.cleanup()  # stop accepting, drain in-flight, close session and store
-        await asyncio.gather(watcher, return_exceptions=True)
-    log.info("stopped")
-    flush_logs()
-    return EXIT_OK
-
-
-def _freeze_startup_objects() -> None:
-    """Keep what start-up made (modules, rules, the app) out of the garbage collector's sight.
-
-    Those few hundred thousand objects live as long as the process, yet every full
-    collection walks them all: tens of milliseconds, a stall that turns into store and
-    upstream timeouts under load. ``gc.freeze`` moves them to a generation no collection
-    visits; objects made later (per request, a reloaded ruleset) are collected as usual.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-def _report_watcher_end(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("rules_watcher_failed", exc_info=task.exception())
-
-
-def _bound_port(runner: web.AppRunner, configured: int) -> int:
-    """The port actually listened on (``ROUTER_PORT=0`` picks a free one)."""
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return configured

@@ -1,7 +1,7 @@
 """Several worker processes serving one port: ``router serve --workers N``.
 
 A supervising process binds the listening socket once and starts N workers; each runs
-:func:`router.serve.serve` (its own uvloop loop, app, store client and rules watcher) on
+:func:`router.server.serve` (its own uvloop loop, app, store client and rules watcher) on
 its inherited copy of that socket, and the kernel hands each new connection to whichever
 worker accepts it first. The supervisor serves nothing itself: it forwards signals,
 replaces workers that die, and exits once they have all stopped.
@@ -62,7 +62,7 @@ from types import FrameType
 import structlog
 
 from router.observe import configure_logging
-from router.serve import EXIT_FAILED, EXIT_OK, EXIT_USAGE, run_loop, serve
+from router.server import EXIT_FAILED, EXIT_OK, EXIT_USAGE, run_loop, serve
 from router.settings import Settings
 
 log = structlog.get_logger("router.workers")
@@ -70,7 +70,7 @@ log = structlog.get_logger("router.workers")
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 STOP_TIMEOUT_S = 9.5
 """Longest wait for the workers after the first SIGTERM/SIGINT (each drains for up to
-``router.serve.DRAIN_TIMEOUT_S``); past it they are killed, to be gone within 10 s."""
+``router.server.DRAIN_TIMEOUT_S``); past it they are killed, to be gone within 10 s."""
 FIRST_RESTART_DELAY_S = 0.5
 MAX_RESTART_DELAY_S = 10.0
 STABLE_AFTER_S = 30.0

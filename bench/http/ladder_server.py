@@ -25,7 +25,9 @@ from baseline_server import ANSWER  # this folder is on sys.path when run as a s
 
 import router.http.handlers as handlers
 from router.cli import run
-from router.http.keys import LOGGED, SETTINGS
+from router.http.keys import LOGGED, SERVICE
+from router.service import decisions
+from router.service.telemetry import observe_decision
 
 STAGE = int(os.environ.get("ROUTER_BENCH_STAGE", "5"))
 FIXED = ANSWER  # the baseline's answer: the same bytes on the wire
@@ -40,36 +42,28 @@ async def route(request: web.Request) -> web.Response:
     if STAGE == 0:
         await request.read()
         return _fixed(request)
-    body, ruleset, deadline = await handlers._decision_request(request)
+    service = request.app[SERVICE]
+    call = await handlers._decision_request(request)
+    ruleset = service.ruleset(call.ruleset)
+    deadline = service.deadline(call)
     if STAGE == 1:
         return _fixed(request)
-    gathered = await handlers._gather(request, body, deadline)
+    gathered = await service._gather(call, deadline, cache_with_decision=True)
     if STAGE == 2:
         return _fixed(request)
+    facts = decisions._facts(gathered, call)
     decision = ruleset.decide(
-        handlers._facts(gathered, body),
-        conversation_id=body.conversation_id,
-        shared_id=body.shared_id,
+        facts, conversation_id=gathered.conversation_id, shared_id=gathered.shared_id
     )
-    answer = {
-        "decision_id": str(uuid.uuid4()),
-        **handlers._decision_fields(decision.to_dict(), gathered),
-    }
-    answer["elapsed_ms"] = round(deadline.elapsed() * 1000, 3)
+    answer = decisions._answer(str(uuid.uuid4()), decision, gathered, deadline)
     if STAGE == 3:
         request[LOGGED] = True
         return handlers.json_response(answer)
-    await handlers._save_decision(request.app, answer, gathered, deadline)
+    await service._save(answer, gathered, deadline)
     if STAGE == 4:
         request[LOGGED] = True
         return handlers.json_response(answer)
-    return await _full(request, answer, gathered)
-
-
-async def _full(request: web.Request, answer: dict[str, object], gathered: object) -> web.Response:
-    settings = request.app[SETTINGS]
-    facts = getattr(gathered, "facts", None)
-    handlers._record(answer, decision_facts=facts, log_state=settings.log_state)
+    observe_decision(answer, facts=facts if service.settings.log_state else None)
     request[LOGGED] = True
     return handlers.json_response(answer)
 

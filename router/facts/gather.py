@@ -23,8 +23,8 @@ Choices made here (see the contract §1, §2.1):
   (404), ``state`` is ``not_found``.
 - Cache writes run in the background so they never delay an answer;
   :meth:`FactGatherer.drain` waits for them (at shutdown, and in tests). With
-  ``gather(..., cache_with_decision=True)`` they wait instead for
-  :meth:`FactGatherer.save_decision`, which writes the decision and the cache in one
+  ``gather(..., cache_with_decision=True)`` they are handed back instead, in
+  :attr:`GatheredFacts.uncached`, for the caller to write with the decision in one
   store round trip.
 - Every store call gets the request's remaining budget as ``timeout_s``; a shared
   store bounds each round trip further by ``ROUTER_STORE_TIMEOUT_MS`` and counts its
@@ -109,8 +109,8 @@ class GatheredFacts:
     conversation_id: str | None
     shared_id: str | None
     uncached: Mapping[str, JSONMap] = field(default_factory=dict)
-    """Looked-up answers not yet cached (only with ``cache_with_decision=True``): hand the
-    result to :meth:`FactGatherer.save_decision`, which caches them with the decision."""
+    """Looked-up answers not yet cached (only with ``cache_with_decision=True``): the caller
+    caches them with the decision (the store's ``save_decision(..., lookups=…)``)."""
 
     @property
     def degraded(self) -> bool:
@@ -224,7 +224,7 @@ class FactGatherer:
         Never raises for an upstream or store fault: a failed source is
         ``None`` in ``facts`` and says why in ``sources``. With
         ``cache_with_decision``, new lookups are not cached now but returned in
-        ``uncached`` for :meth:`save_decision` (one store round trip for both).
+        ``uncached``, to be cached with the decision (one store round trip for both).
         """
         if conversation_id is None and shared_id is None:
             raise ValueError("gather needs a conversation id or a shared id")
@@ -254,27 +254,6 @@ class FactGatherer:
             self._write_cache(g.cid, g.sid, dict(g.cache))
         return self._result(g, uncached=g.cache if cache_with_decision else {})
 
-    async def save_decision(
-        self, decision: JSONMap, gathered: GatheredFacts, *, deadline: Deadline
-    ) -> None:
-        """Keep ``decision`` and cache ``gathered.uncached``, in one store round trip.
-
-        ``decision`` carries the ``conversation_id`` / ``shared_id`` it is kept under
-        (those of ``gathered``). The store waits at most the budget left (and its own
-        timeout); a shared store that cannot take the decision keeps it in its outbox.
-        Raises what the store raises (:class:`StoreError`) for a store without an
-        outbox.
-        """
-        settings = self._settings
-        lookups = dict(gathered.uncached) if settings.cache_ttl_s > 0 else {}
-        await self._store.save_decision(
-            decision,
-            ttl_s=settings.decision_ttl_s,
-            lookups=lookups or None,
-            cache_ttl_s=settings.cache_ttl_s,
-            timeout_s=deadline.remaining(),
-        )
-
     # Phases ----------------------------------------------------------------
 
     async def _read(
@@ -284,7 +263,7 @@ class FactGatherer:
         g.read_keys.add((cid, sid))
         budget = deadline.upstream_timeout()
         try:
-            if self._store.kind == "memory":  # never waits: no timer to arm
+            if not self._store.shared:  # never waits: no timer to arm
                 known = await self._store.read_known(cid, sid)
             else:
                 async with asyncio.timeout(budget + _STORE_GUARD_S):
@@ -483,7 +462,7 @@ class FactGatherer:
         sources: dict[str, str] = {"handoff": str(g.handoff.status), "state": str(g.state.status)}
         if g.conversation.status != g.state.status:
             sources["conversation"] = str(g.conversation.status)
-        if self._store.kind != "memory" and g.store is not None:
+        if self._store.shared and g.store is not None:
             sources["store"] = g.store
         return GatheredFacts(
             facts={

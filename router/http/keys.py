@@ -6,24 +6,15 @@ without importing the app factory.
 
 from __future__ import annotations
 
-import asyncio
-
-import aiohttp
 from aiohttp import web
 
-from router.facts import FactGatherer
-from router.rules_registry import RulesRegistry
+from router.service import DecisionService
 from router.settings import ApiKey, Settings
-from router.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
 API_KEYS = web.AppKey("api_keys", tuple[ApiKey, ...])
-RULES = web.AppKey("rules", RulesRegistry)
-STORE = web.AppKey("store", Store)
-SESSION = web.AppKey("client_session", aiohttp.ClientSession)
-GATHERER = web.AppKey("fact_gatherer", FactGatherer)
-PENDING_SAVES = web.AppKey("pending_saves", set[asyncio.Task[None]])
-"""Decision saves still running after their answer left (awaited at shutdown)."""
+SERVICE = web.AppKey("decision_service", DecisionService)
+"""The process's decision service (made in the app's cleanup context)."""
 
 REQUEST_ID = web.RequestKey("request_id", str)
 ARRIVAL = web.RequestKey("arrival", float)

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from router.http.errors import ApiError, body_too_large, error_response, from_status
 from router.http.keys import API_KEY, API_KEYS, ARRIVAL, LOGGED, REQUEST_ID, SETTINGS
+from router.service import NotReady, RulesetNotFound, ServiceError, StoreUnavailable
 from router.settings import ApiKey
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -101,6 +102,8 @@ def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
     """The contract's error answer for a failure; a redirect (3xx) is re-raised."""
     if isinstance(exc, ApiError):
         return error_response(exc)
+    if isinstance(exc, ServiceError):
+        return error_response(service_refusal(exc))
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc
@@ -110,6 +113,22 @@ def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
         return error_response(from_status(exc.status, headers=kept))
     log.error("unhandled_error", route=_route_template(request), exc_info=exc)
     return error_response(from_status(500))
+
+
+def service_refusal(exc: ServiceError) -> ApiError:
+    """The contract's answer for a refusal of the decision service."""
+    if isinstance(exc, RulesetNotFound):
+        return ApiError(
+            404,
+            "ruleset_not_found",
+            str(exc),
+            [{"path": "ruleset", "message": "unknown ruleset"}],
+        )
+    if isinstance(exc, NotReady):
+        return ApiError(503, "not_ready", str(exc), headers={"Retry-After": "1"})
+    if isinstance(exc, StoreUnavailable):
+        return ApiError(503, "store_unavailable", str(exc), headers={"Retry-After": "1"})
+    return ApiError(503, "unavailable", str(exc), headers={"Retry-After": "1"})
 
 
 def find_key(keys: Iterable[ApiKey], presented: str) -> ApiKey | None:

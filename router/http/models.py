@@ -9,12 +9,19 @@ plain dicts.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from router.facts.gather import SourceStatus
+from router.service import ANSWER_FIELDS, Answer
 from router.store.base import StoreStatus
 
 # Ids are 1–256 printable ASCII characters (U+0020–U+007E): they end up in logs, store
@@ -31,8 +38,6 @@ RulesetName = Annotated[
     StringConstraints(min_length=1, max_length=256, pattern=PRINTABLE_PATTERN),
     Field(description="The ruleset's name (its `ruleset:` key, else its file stem)."),
 ]
-
-Outcome = Literal["matched", "default", "fallback"]
 
 
 class _Strict(BaseModel):
@@ -125,41 +130,35 @@ class PushAccepted(_Strict):
     status: Literal["accepted"] = "accepted"
 
 
-class _DecisionFields(_Strict):
-    conversation_id: str | None
-    shared_id: str | None
-    ruleset: str
-    ruleset_version: str = Field(description='"sha256:" and the hex digest of the rule file.')
-    queue: str
-    label: str | None
-    priority: int | None
-    skills: list[str]
-    attributes: dict[str, str] = Field(description="Flat map of strings.")
-    rule: str | None = Field(description="The matched rule's id; null for default/fallback.")
-    outcome: Outcome
-    degraded: bool = Field(
-        description="True when a fact source (handoff, state, conversation) "
-        "timed out, failed or had its circuit open."
-    )
-    sources: dict[str, SourceStatus] = Field(
-        description="How each namespace was had (and `store`, with a shared store)."
-    )
-    elapsed_ms: float = Field(description="From the request's arrival to the answer.")
+def _answer_model(name: str, doc: str, *, keep_id: bool, **more: Any) -> type[_Strict]:
+    """A response model with the fields of :class:`~router.service.Answer` (where the
+    answer's field names are written once), for validation in tests and the OpenAPI
+    document."""
+    hints = get_type_hints(Answer, include_extras=True)
+    fields: dict[str, Any] = {
+        field: (hints[field], ...) for field in ANSWER_FIELDS if keep_id or field != "decision_id"
+    }
+    model: type[_Strict] = create_model(name, __base__=_Strict, __doc__=doc, **fields, **more)
+    return model
 
 
-class RouteResponse(_DecisionFields):
-    """Answer of `POST /v1/route` and of `GET /v1/decisions…` (the stored decision)."""
-
-    decision_id: str = Field(description="uuid4 of this decision.")
-
-
-class ExplainResponse(_DecisionFields):
-    """Answer of `POST /v1/explain`: the decision plus a per-rule trace. Nothing is stored."""
-
-    trace: list[dict[str, Any]] = Field(
-        description="For each rule in order: whether it matched and, for the first "
-        "failing condition, the path, operator, expected and actual value."
-    )
+RouteResponse = _answer_model(
+    "RouteResponse",
+    "Answer of `POST /v1/route` and of `GET /v1/decisions…` (the stored decision).",
+    keep_id=True,
+)
+ExplainResponse = _answer_model(
+    "ExplainResponse",
+    "Answer of `POST /v1/explain`: the decision plus a per-rule trace. Nothing is stored.",
+    keep_id=False,
+    trace=(
+        list[dict[str, Any]],
+        Field(
+            description="For each rule in order: whether it matched and, for the first "
+            "failing condition, the path, operator, expected and actual value."
+        ),
+    ),
+)
 
 
 class RulesetInfo(_Strict):

@@ -99,7 +99,19 @@ class Store(Protocol):
 
     @property
     def kind(self) -> StoreKind:
-        """``"memory"`` or ``"redis"``."""
+        """``"memory"`` or ``"redis"`` (descriptive: callers branch on :attr:`shared`)."""
+        ...
+
+    @property
+    def shared(self) -> bool:
+        """True for a store shared between replicas over the network: its calls may wait
+        and fail, so callers bound them with timers and report ``sources.store``. False for
+        the in-process memory store, which never waits and never fails."""
+        ...
+
+    async def connect(self) -> None:
+        """Dial the store at start (best effort: raises :class:`StoreError` when it is down,
+        and the store's breaker retries later). A no-op for the memory store."""
         ...
 
     async def push(

@@ -128,6 +128,14 @@ class MemoryStore:
     def kind(self) -> StoreKind:
         return "memory"
 
+    @property
+    def shared(self) -> bool:
+        """Never: this store lives in this process (it never waits and never fails)."""
+        return False
+
+    async def connect(self) -> None:
+        """Nothing to dial."""
+
     def __len__(self) -> int:
         """Keys currently held (expired ones included until touched or swept)."""
         return len(self._entries)

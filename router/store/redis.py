@@ -279,6 +279,11 @@ class RedisStore:
         return "redis"
 
     @property
+    def shared(self) -> bool:
+        """Always: every replica reads and writes the same Redis."""
+        return True
+
+    @property
     def breaker_state(self) -> str:
         """``closed``, ``open`` or ``half_open``: the store's circuit breaker."""
         return self._breaker.state

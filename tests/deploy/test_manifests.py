@@ -31,10 +31,9 @@ from prometheus_client.metrics import MetricWrapperBase
 import router.metrics
 from router.engine.load import RULE_FILE_SUFFIXES, load_bytes
 from router.engine.testing import run_tests
-from router.http import app as http_app
-from router.http import handlers
 from router.http.app import create_app
-from router.serve import DRAIN_TIMEOUT_S
+from router.server import DRAIN_TIMEOUT_S
+from router.service import decisions
 from router.settings import Settings, SettingsError, load_settings
 from router.store.redis import RedisStore
 
@@ -335,7 +334,7 @@ def test_readiness_probe_outwaits_the_store_status_check() -> None:
     """/readyz waits up to _STORE_STATUS_TIMEOUT_S for Redis; a shorter probe timeout
     would take every replica out during a slow Redis (which must not fail readiness)."""
     timeout = container()["readinessProbe"]["timeoutSeconds"]
-    assert timeout > handlers._STORE_STATUS_TIMEOUT_S
+    assert timeout > decisions._STORE_STATUS_TIMEOUT_S
 
 
 def test_liveness_waits_for_the_startup_probe() -> None:
@@ -479,9 +478,9 @@ def pre_stop_sleep_s() -> float:
 
 def shutdown_budget_s() -> float:
     """The longest router takes to stop after SIGTERM: drain the requests in flight, let
-    decision saves finish, flush the Redis outbox (router/serve.py, http/app.py, store)."""
+    decision saves finish, flush the Redis outbox (router/server.py, service/, store)."""
     flush = inspect.signature(RedisStore.close).parameters["flush_within_s"].default
-    return DRAIN_TIMEOUT_S + http_app._SAVE_DRAIN_TIMEOUT_S + float(flush)
+    return DRAIN_TIMEOUT_S + decisions._SAVE_DRAIN_TIMEOUT_S + float(flush)
 
 
 def test_termination_grace_outlasts_the_drain() -> None:

@@ -187,8 +187,8 @@ class BrokenStore(MemoryStore):
     """A shared store that cannot save decisions (nor take pushes)."""
 
     @property
-    def kind(self) -> Any:
-        return "redis"
+    def shared(self) -> bool:
+        return True
 
     async def save_decision(self, decision: Any, **_: Any) -> None:
         raise StoreError("down")
@@ -208,8 +208,8 @@ class SlowStore(MemoryStore):
     """A shared store whose decision saves take longer than any budget."""
 
     @property
-    def kind(self) -> Any:
-        return "redis"
+    def shared(self) -> bool:
+        return True
 
     async def save_decision(self, decision: Any, **kwargs: Any) -> None:
         await asyncio.sleep(0.5)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -142,3 +143,23 @@ async def test_metrics_in_multiprocess_mode(rules_dir: Path) -> None:
     finally:
         await served.kill()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_2(rules_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "router", "serve", "--rules", str(rules_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": os.environ["PATH"], "ROUTER_PORT": str(port)},
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"router serve: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Unclosed" not in result.stdout + result.stderr

@@ -22,6 +22,7 @@ from router.store.base import CACHE_HANDOFF, StoreError
 from router.store.redis import RedisStore
 from tests.store.conftest import MakeStore
 from tests.store.redis_servers import RedisCluster, command
+from tests.store.saving import save_with_lookups
 from tests.store.test_redis_store import RoundTrips
 
 MakeGatherer = Callable[..., tuple[FactGatherer, RedisStore]]
@@ -110,7 +111,7 @@ async def test_gathering_over_the_cluster(
     assert got.sources["store"] == "ok"
     saved = {"decision_id": "d", "conversation_id": "c-g", "shared_id": got.shared_id}
     trips = RoundTrips()
-    await gatherer.save_decision(saved, got, deadline=deadline)
+    await save_with_lookups(store, saved, got, deadline=deadline)
     assert trips.made() == {"save_decision": 1}
     again = await gatherer.gather(shared_id=got.shared_id, deadline=Deadline.start(2000))
     assert again.sources == {"handoff": "cached", "state": "cached", "store": "ok"}

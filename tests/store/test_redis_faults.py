@@ -21,6 +21,7 @@ from router.store.base import CACHE_HANDOFF, StoreError
 from router.store.redis import RedisStore
 from tests.fakes.polyai import SAMPLE_CONVERSATION
 from tests.store.redis_servers import RedisServer
+from tests.store.saving import save_with_lookups
 from tests.waiting import eventually
 
 MakeGatherer = Callable[..., tuple[FactGatherer, RedisStore]]
@@ -208,8 +209,11 @@ async def test_decisions_made_while_redis_is_down_are_written_when_it_is_back(
     assert gathered.sources["store"] == "error"
     await within(
         BUDGET_MS / 1000,
-        gatherer.save_decision(
-            decision(0, shared_id=gathered.shared_id), gathered, deadline=Deadline.start(100)
+        save_with_lookups(
+            store,
+            decision(0, shared_id=gathered.shared_id),
+            gathered,
+            deadline=Deadline.start(100),
         ),
     )
     for n in range(1, 5):

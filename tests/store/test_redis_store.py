@@ -30,6 +30,7 @@ from router.store.redis import RedisStore
 from tests.fakes.polyai import FakePolyAI
 from tests.store.conftest import MakeStore
 from tests.store.redis_servers import free_port
+from tests.store.saving import save_with_lookups
 
 CID = "0bba04d7-38b3-4fd3-a1a8-329c34517fc1"
 SID = "CA5f1e6c2d0b8a4f3e9d7c6b5a4f3e2d1c"
@@ -239,7 +240,7 @@ async def test_a_decision_and_its_lookups_are_saved_in_one_round_trip(
     assert gathered.sources == {"handoff": "ok", "state": "ok", "store": "ok"}
     assert set(gathered.uncached) == {CACHE_HANDOFF, CACHE_RECORD}
     decision = {"decision_id": "d1", "conversation_id": CID, "shared_id": gathered.shared_id}
-    await gatherer.save_decision(decision, gathered, deadline=deadline)
+    await save_with_lookups(store, decision, gathered, deadline=deadline)
     await gatherer.drain()
     assert trips.made() == {"read_known": 1, "save_decision": 1}
 

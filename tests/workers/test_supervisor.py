@@ -53,7 +53,7 @@ def test_the_supervisor_defines_no_metric() -> None:
     # In multiprocess mode a metric made in the supervisor would write series of its own
     # (a router_store_up of 0 that no worker ever sets).
     code = (
-        "import sys, router.cli, router.serve, router.workers; "
+        "import sys, router.cli, router.serve, router.server, router.workers; "
         "print(sorted(m for m in sys.modules if m in ('router.metrics', 'router.http.app')))"
     )
     result = subprocess.run(
