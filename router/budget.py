@@ -15,8 +15,12 @@ wasting seconds of a 5 s budget.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
 
 RESERVE_FRACTION = 0.05
 """Share of the budget kept back for deciding and answering."""
@@ -46,6 +50,9 @@ class Deadline:
     """The whole budget, in seconds."""
     reserve_s: float
     """Kept back from upstream calls for deciding and answering."""
+    crowd: Crowd | None = field(default=None, compare=False, repr=False)
+    """The requests of this process waiting on upstreams, which may end this request's
+    upstream waits earlier than ``upstream_expires_at`` (see :class:`Crowd`)."""
 
     @classmethod
     def start(
@@ -54,12 +61,14 @@ class Deadline:
         *,
         started_at: float | None = None,
         reserve_ms: float | None = None,
+        crowd: Crowd | None = None,
     ) -> Deadline:
         """Start a budget of ``budget_ms`` milliseconds.
 
         ``started_at`` is the request's arrival (a ``time.monotonic()`` value,
         default now) so that time spent before the handler runs counts too;
-        ``reserve_ms`` overrides the default reserve (:func:`reserve_for`).
+        ``reserve_ms`` overrides the default reserve (:func:`reserve_for`); ``crowd`` paces
+        the ends of the upstream waits of requests whose deadlines fall together.
         """
         budget_s = max(float(budget_ms), 0.0) / 1000.0
         reserve_s = reserve_for(budget_s) if reserve_ms is None else max(reserve_ms, 0.0) / 1000.0
@@ -67,6 +76,7 @@ class Deadline:
             started_at=time.monotonic() if started_at is None else started_at,
             budget_s=budget_s,
             reserve_s=reserve_s,
+            crowd=crowd,
         )
 
     @property
@@ -94,3 +104,240 @@ class Deadline:
     def expired(self) -> bool:
         """True when no time is left for upstream calls."""
         return self.upstream_timeout() <= 0.0
+
+    def upstream_window(self) -> UpstreamWindow:
+        """``async with deadline.upstream_window():`` bounds an upstream wait (a lookup, a
+        store round trip) by the upstream deadline, or earlier when the :class:`Crowd`
+        needs this request to stop waiting sooner; ``TimeoutError`` when it ends."""
+        return UpstreamWindow(self)
+
+
+class UpstreamWindow:
+    """One upstream wait of a request: an :func:`asyncio.timeout` its crowd may move up."""
+
+    __slots__ = ("_deadline", "_timeout")
+
+    def __init__(self, deadline: Deadline) -> None:
+        self._deadline = deadline
+        self._timeout: asyncio.Timeout | None = None
+
+    async def __aenter__(self) -> UpstreamWindow:
+        deadline = self._deadline
+        loop = asyncio.get_running_loop()
+        when = loop.time() + (deadline.upstream_expires_at - time.monotonic())
+        timeout = self._timeout = asyncio.timeout_at(when)
+        await timeout.__aenter__()
+        if deadline.crowd is not None:
+            deadline.crowd.enter(deadline, timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._timeout is not None
+        if self._deadline.crowd is not None:
+            self._deadline.crowd.leave(self._deadline, self._timeout)
+        await self._timeout.__aexit__(exc_type, exc, tb)
+        return None
+
+
+DEFAULT_ANSWER_COST_S = 0.0004
+"""Time the event loop needs to answer one request whose upstream wait just ended (decide,
+record, serialise, write), on a busy 2-core machine, with room to spare."""
+
+
+class _Batch:
+    """Requests whose waits one firing of the crowd's timer cut, timed until all answered."""
+
+    __slots__ = ("answered", "cut_at", "size")
+
+    def __init__(self, cut_at: float, size: int) -> None:
+        self.cut_at = cut_at
+        self.size = size
+        self.answered = 0
+
+
+class _Waiting:
+    """A request of the crowd: its deadline and the upstream waits it has open."""
+
+    __slots__ = ("batch", "cut", "deadline", "expires_at", "timeouts")
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.expires_at = deadline.expires_at
+        self.timeouts: list[asyncio.Timeout] = []
+        self.cut = False
+        self.batch: _Batch | None = None
+
+    def __lt__(self, other: _Waiting) -> bool:
+        return self.expires_at < other.expires_at
+
+
+class Crowd:
+    """The requests of one process waiting on upstreams, and when each must stop waiting.
+
+    Each request keeps a reserve for deciding and answering once its upstream waits end.
+    That is enough alone, but not when a burst of requests all wait on a hanging upstream:
+    their deadlines fall within milliseconds, and the event loop answers them one after
+    another. The crowd ends the waits early enough that they all answer in time: ordered by
+    deadline ``D``, the ``k``-th request (counting the ones due no later than it) must stop
+    waiting by ``D - reserve - k × answer_cost``, and no later than the one after it less
+    one answer's cost. One timer serves the whole crowd; it cuts every wait due and re-arms
+    for the next.
+
+    The cost of one answer starts at :data:`DEFAULT_ANSWER_COST_S` and follows what the
+    crowd measures: the time from cutting a batch of waits to the last of them being
+    answered (:meth:`answered`), divided by the batch's size, so a machine that is busier
+    than expected gets earlier cuts at the next burst. ``clock`` is ``time.monotonic``.
+    """
+
+    __slots__ = (
+        "_answer_cost_s",
+        "_by_deadline",
+        "_clock",
+        "_due_at",
+        "_measured_cost_s",
+        "_timer",
+        "_waiting",
+    )
+
+    def __init__(
+        self,
+        *,
+        answer_cost_s: float = DEFAULT_ANSWER_COST_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._answer_cost_s = answer_cost_s
+        self._measured_cost_s = answer_cost_s
+        self._clock = clock
+        self._waiting: list[_Waiting] = []
+        self._by_deadline: dict[int, _Waiting] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._due_at = float("inf")
+
+    def __len__(self) -> int:
+        """Requests waiting now."""
+        return len(self._waiting)
+
+    def enter(self, deadline: Deadline, timeout: asyncio.Timeout) -> None:
+        """A wait of ``deadline``'s request begins, bounded by ``timeout``."""
+        waiting = self._by_deadline.get(id(deadline))
+        if waiting is None:
+            waiting = self._by_deadline[id(deadline)] = _Waiting(deadline)
+        if waiting.cut:  # the crowd already ended this request's waits: end this one too
+            timeout.reschedule(asyncio.get_running_loop().time())
+            return
+        waiting.timeouts.append(timeout)
+        if len(waiting.timeouts) > 1:
+            return
+        if not self._waiting or self._waiting[-1].expires_at <= waiting.expires_at:
+            self._waiting.append(waiting)  # the usual case: budgets are alike
+            due = waiting.expires_at - waiting.deadline.reserve_s
+            due -= self._answer_cost_s * len(self._waiting)
+        else:
+            bisect.insort(self._waiting, waiting)
+            due = self._cutoffs()[0]
+        if due < self._due_at:
+            self._arm(due)
+
+    def leave(self, deadline: Deadline, timeout: asyncio.Timeout) -> None:
+        """The wait bounded by ``timeout`` is over."""
+        waiting = self._by_deadline.get(id(deadline))
+        if waiting is None:
+            return
+        if timeout in waiting.timeouts:
+            waiting.timeouts.remove(timeout)
+        if waiting.timeouts or waiting.cut:
+            return  # a cut request is remembered until its deadline passes (see _fire)
+        del self._by_deadline[id(deadline)]
+        index = bisect.bisect_left(self._waiting, waiting)
+        while self._waiting[index] is not waiting:
+            index += 1
+        del self._waiting[index]
+        # The timer stays armed: it may now fire a little early, and then re-arms.
+
+    @property
+    def answer_cost_s(self) -> float:
+        """The time one answer is expected to take when many are due together."""
+        return self._answer_cost_s
+
+    def answered(self, deadline: Deadline) -> None:
+        """``deadline``'s request has its answer: if the crowd cut its waits, learn from how
+        long the answers of that cut took."""
+        waiting = self._by_deadline.get(id(deadline))
+        if waiting is None or not waiting.cut:
+            return
+        del self._by_deadline[id(deadline)]
+        batch = waiting.batch
+        if batch is None:
+            return
+        batch.answered += 1
+        if batch.answered == batch.size and batch.size >= _MIN_BATCH_TO_LEARN:
+            per_answer = (self._clock() - batch.cut_at) / batch.size
+            self._measured_cost_s = (self._measured_cost_s + per_answer) / 2
+            self._answer_cost_s = min(
+                max(self._measured_cost_s * _COST_MARGIN, _MIN_ANSWER_COST_S),
+                _MAX_ANSWER_COST_S,
+            )
+
+    def _cutoffs(self) -> list[float]:
+        """When each waiting request must stop waiting (monotonic), in deadline order."""
+        cost = self._answer_cost_s
+        cutoffs = [0.0] * len(self._waiting)
+        latest = float("inf")
+        for index in range(len(self._waiting) - 1, -1, -1):
+            waiting = self._waiting[index]
+            latest = min(waiting.expires_at - waiting.deadline.reserve_s, latest) - cost
+            cutoffs[index] = latest
+        return cutoffs
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._due_at = due
+        self._timer = loop.call_at(loop.time() + (due - self._clock()), self._fire)
+
+    def _fire(self) -> None:
+        """Cut every wait due now (with a millisecond's grace), then re-arm for the next."""
+        self._timer = None
+        self._due_at = float("inf")
+        now = self._clock()
+        for key, waiting in list(self._by_deadline.items()):
+            if waiting.cut and waiting.expires_at < now:
+                del self._by_deadline[key]
+        if not self._waiting:
+            return
+        cutoffs = self._cutoffs()
+        loop_now = asyncio.get_running_loop().time()
+        kept: list[_Waiting] = []
+        cut: list[_Waiting] = []
+        next_due = float("inf")
+        for waiting, cutoff in zip(self._waiting, cutoffs, strict=True):
+            if cutoff <= now + _GRACE_S:
+                cut.append(waiting)
+            else:
+                kept.append(waiting)
+                next_due = min(next_due, cutoff)
+        batch = _Batch(now, len(cut))
+        for waiting in cut:
+            waiting.cut = True
+            waiting.batch = batch
+            for timeout in waiting.timeouts:
+                timeout.reschedule(loop_now)
+        self._waiting = kept
+        if kept:
+            self._arm(next_due)
+
+
+_GRACE_S = 0.001
+"""Waits due within this much of the crowd's timer are cut by the same firing."""
+_MIN_BATCH_TO_LEARN = 8
+"""Smaller cuts say little about the cost of answering many at once."""
+_COST_MARGIN = 1.25
+"""Room over the measured cost (writing the answer happens after it is counted)."""
+_MIN_ANSWER_COST_S = 0.0001
+_MAX_ANSWER_COST_S = 0.005

@@ -19,7 +19,8 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, BinaryIO, TextIO
 
 import orjson
@@ -58,6 +59,7 @@ _LEVELS = {
 }
 
 _MAX_DEPTH = 6
+_THROTTLE_MAX_KEYS = 1024
 
 
 _SECRET_KEY = re.compile("|".join(re.escape(part) for part in _SECRET_KEY_PARTS))
@@ -292,3 +294,38 @@ def _route_stdlib_logging(
     root.setLevel(level)
     # aiohttp's access log is replaced by the request middleware's own line.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class Throttle:
+    """At most one log line per key and interval; the lines held back are counted.
+
+    An upstream that hangs fails every lookup of a burst at once: one warning each would
+    be hundreds of identical lines written in the milliseconds the answers need. The
+    first line of an interval goes out at once; the next one after it says how many were
+    held back (``suppressed``), so nothing is hidden, only folded.
+
+        >>> throttle = Throttle(1.0)
+        >>> throttle.allow(("upstream_lookup_failed", "handoff", "timeout"))
+        0
+    """
+
+    __slots__ = ("_clock", "_held", "_interval_s", "_last")
+
+    def __init__(self, interval_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last: dict[Hashable, float] = {}
+        self._held: dict[Hashable, int] = {}
+
+    def allow(self, key: Hashable) -> int | None:
+        """``None`` to hold this line back, else how many lines of ``key`` were held back
+        since the last one let through."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        if len(self._last) > _THROTTLE_MAX_KEYS:
+            self._last.clear()
+        self._last[key] = now
+        return self._held.pop(key, 0)

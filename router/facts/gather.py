@@ -52,6 +52,7 @@ from router.facts.breaker import Breaker, BreakerState, Permit
 from router.facts.polyai import FAILED, Answer, PolyAIClient
 from router.facts.singleflight import SingleFlight
 from router.metrics import UPSTREAM_DURATION, UPSTREAM_REQUESTS
+from router.observe import Throttle
 from router.settings import Settings
 from router.store.base import (
     CACHE_HANDOFF,
@@ -74,6 +75,9 @@ SOURCES = ("handoff", "state")
 
 log = structlog.get_logger(__name__)
 
+_FAILURE_LOG_INTERVAL_S = 1.0
+"""At most one ``upstream_lookup_failed`` line per source, result and status a second (the
+rest are counted in the next line's ``suppressed``; every failure is in the metrics)."""
 _STORE_GUARD_S = 0.005
 """Extra time the gatherer's own guard gives a store that bounds its calls itself, so the
 store's timeout (which its breaker counts) fires first."""
@@ -199,6 +203,7 @@ class FactGatherer:
         self._flights: SingleFlight[Answer] = SingleFlight()
         self._writes: set[asyncio.Task[None]] = set()
         self._store_timeout = settings.store_timeout_ms / 1000.0
+        self._failure_logs = Throttle(_FAILURE_LOG_INTERVAL_S, clock=clock)
 
     def breaker_states(self) -> dict[str, BreakerState]:
         """``closed``, ``open`` or ``half_open`` per source."""
@@ -425,14 +430,17 @@ class FactGatherer:
         UPSTREAM_REQUESTS.labels(source=source, result=answer.result).inc()
         UPSTREAM_DURATION.labels(source=source).observe(time.monotonic() - began)
         if answer.result in FAILED:
-            log.warning(
-                "upstream_lookup_failed",
-                source=source,
-                result=answer.result,
-                status=answer.status,
-                reason=answer.reason,
-                tries=answer.tries,
-            )
+            held = self._failure_logs.allow((source, answer.result, answer.status))
+            if held is not None:
+                log.warning(
+                    "upstream_lookup_failed",
+                    source=source,
+                    result=answer.result,
+                    status=answer.status,
+                    reason=answer.reason,
+                    tries=answer.tries,
+                    suppressed=held,
+                )
         return answer
 
     # Output ----------------------------------------------------------------

@@ -288,7 +288,7 @@ class PolyAIClient:
         tries = 0
         status: int | None = None
         try:
-            async with asyncio.timeout(budget):
+            async with deadline.upstream_window():
                 while True:
                     tries += 1
                     began = time.monotonic()

@@ -69,8 +69,7 @@ class SingleFlight(Generic[T]):
         the others.
         """
         if deadline.upstream_expires_at >= flight.deadline.upstream_expires_at:
-            limit = deadline.remaining()
-        else:
-            limit = deadline.upstream_timeout()
-        async with asyncio.timeout(limit):
+            async with asyncio.timeout(deadline.remaining()):
+                return await asyncio.shield(flight.task)
+        async with deadline.upstream_window():
             return await asyncio.shield(flight.task)

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from router.budget import Deadline
+from router.budget import Crowd, Deadline
 from router.engine.decide import Decision, RuleSet
 from router.facts import FactGatherer, GatheredFacts, make_client_session
 from router.metrics import STORE_UP
@@ -89,6 +89,7 @@ class DecisionService:
         self.gatherer = gatherer
         self._pending_saves: set[asyncio.Task[None]] = set()
         self._log_state = settings.log_state
+        self._crowd = Crowd()
 
     # Deciding ------------------------------------------------------------------------
 
@@ -96,7 +97,9 @@ class DecisionService:
         """The request's budget, from its arrival, clamped to ``ROUTER_MAX_BUDGET_MS``."""
         settings = self.settings
         budget = settings.budget_ms if request.budget_ms is None else request.budget_ms
-        return Deadline.start(min(budget, settings.max_budget_ms), started_at=request.arrival)
+        return Deadline.start(
+            min(budget, settings.max_budget_ms), started_at=request.arrival, crowd=self._crowd
+        )
 
     def ruleset(self, name: str | None) -> RuleSet:
         """The version serving ``name`` now (this object serves the whole call).
@@ -133,6 +136,7 @@ class DecisionService:
         observe_decision(
             answer, facts=facts if self._log_state else None, platform=request.platform
         )
+        self._crowd.answered(deadline)
         return answer
 
     async def explain(self, request: DecisionRequest) -> Explained:
@@ -146,6 +150,7 @@ class DecisionService:
             shared_id=gathered.shared_id,
         )
         answer = _answer("", decision, gathered, deadline)
+        self._crowd.answered(deadline)
         log.info("explained", ruleset=answer.ruleset, rule=answer.rule, outcome=answer.outcome)
         return Explained(answer, decision.trace or ())
 
