@@ -149,28 +149,16 @@ DEFAULT_ANSWER_COST_S = 0.0004
 record, serialise, write), on a busy 2-core machine, with room to spare."""
 
 
-class _Batch:
-    """Requests whose waits one firing of the crowd's timer cut, timed until all answered."""
-
-    __slots__ = ("answered", "cut_at", "size")
-
-    def __init__(self, cut_at: float, size: int) -> None:
-        self.cut_at = cut_at
-        self.size = size
-        self.answered = 0
-
-
 class _Waiting:
     """A request of the crowd: its deadline and the upstream waits it has open."""
 
-    __slots__ = ("batch", "cut", "deadline", "expires_at", "timeouts")
+    __slots__ = ("cut", "deadline", "expires_at", "timeouts")
 
     def __init__(self, deadline: Deadline) -> None:
         self.deadline = deadline
         self.expires_at = deadline.expires_at
         self.timeouts: list[asyncio.Timeout] = []
         self.cut = False
-        self.batch: _Batch | None = None
 
     def __lt__(self, other: _Waiting) -> bool:
         return self.expires_at < other.expires_at
@@ -189,8 +177,10 @@ class Crowd:
     for the next.
 
     The cost of one answer starts at :data:`DEFAULT_ANSWER_COST_S` and follows what the
-    crowd measures: the time from cutting a batch of waits to the last of them being
-    answered (:meth:`answered`), divided by the batch's size, so a machine that is busier
+    crowd measures: from the first cut made while no cut request was left unanswered to
+    the moment all of them are answered (:meth:`answered`), divided by how many they were.
+    If the loop keeps up, that is one answer's own time; if it falls behind, the cuts run
+    together and it is the time per answer of the whole run. Either way a machine busier
     than expected gets earlier cuts at the next burst. ``clock`` is ``time.monotonic``.
     """
 
@@ -200,7 +190,10 @@ class Crowd:
         "_clock",
         "_due_at",
         "_measured_cost_s",
+        "_run_count",
+        "_run_started",
         "_timer",
+        "_unanswered",
         "_waiting",
     )
 
@@ -212,6 +205,9 @@ class Crowd:
     ) -> None:
         self._answer_cost_s = answer_cost_s
         self._measured_cost_s = answer_cost_s
+        self._unanswered = 0
+        self._run_started = 0.0
+        self._run_count = 0
         self._clock = clock
         self._waiting: list[_Waiting] = []
         self._by_deadline: dict[int, _Waiting] = {}
@@ -265,23 +261,25 @@ class Crowd:
         return self._answer_cost_s
 
     def answered(self, deadline: Deadline) -> None:
-        """``deadline``'s request has its answer: if the crowd cut its waits, learn from how
-        long the answers of that cut took."""
+        """``deadline``'s request has its answer: if the crowd cut its waits, learn how long
+        answering takes."""
         waiting = self._by_deadline.get(id(deadline))
         if waiting is None or not waiting.cut:
             return
         del self._by_deadline[id(deadline)]
-        batch = waiting.batch
-        if batch is None:
+        self._settle(self._clock())
+
+    def _settle(self, now: float) -> None:
+        """One cut request is answered (or gone): at the end of a run, learn from it."""
+        self._unanswered -= 1
+        if self._unanswered > 0 or self._run_count == 0:
             return
-        batch.answered += 1
-        if batch.answered == batch.size and batch.size >= _MIN_BATCH_TO_LEARN:
-            per_answer = (self._clock() - batch.cut_at) / batch.size
-            self._measured_cost_s = (self._measured_cost_s + per_answer) / 2
-            self._answer_cost_s = min(
-                max(self._measured_cost_s * _COST_MARGIN, _MIN_ANSWER_COST_S),
-                _MAX_ANSWER_COST_S,
-            )
+        per_answer = (now - self._run_started) / self._run_count
+        self._run_count = 0
+        self._measured_cost_s += _LEARNING_RATE * (per_answer - self._measured_cost_s)
+        self._answer_cost_s = min(
+            max(self._measured_cost_s * _COST_MARGIN, _MIN_ANSWER_COST_S), _MAX_ANSWER_COST_S
+        )
 
     def _cutoffs(self) -> list[float]:
         """When each waiting request must stop waiting (monotonic), in deadline order."""
@@ -307,8 +305,9 @@ class Crowd:
         self._due_at = float("inf")
         now = self._clock()
         for key, waiting in list(self._by_deadline.items()):
-            if waiting.cut and waiting.expires_at < now:
+            if waiting.cut and waiting.expires_at < now:  # never answered: gone
                 del self._by_deadline[key]
+                self._settle(now)
         if not self._waiting:
             return
         cutoffs = self._cutoffs()
@@ -322,10 +321,12 @@ class Crowd:
             else:
                 kept.append(waiting)
                 next_due = min(next_due, cutoff)
-        batch = _Batch(now, len(cut))
+        if cut and self._unanswered <= 0:
+            self._unanswered, self._run_started, self._run_count = 0, now, 0
+        self._unanswered += len(cut)
+        self._run_count += len(cut)
         for waiting in cut:
             waiting.cut = True
-            waiting.batch = batch
             for timeout in waiting.timeouts:
                 timeout.reschedule(loop_now)
         self._waiting = kept
@@ -335,8 +336,8 @@ class Crowd:
 
 _GRACE_S = 0.001
 """Waits due within this much of the crowd's timer are cut by the same firing."""
-_MIN_BATCH_TO_LEARN = 8
-"""Smaller cuts say little about the cost of answering many at once."""
+_LEARNING_RATE = 0.2
+"""Weight of the latest measured run in the answer cost."""
 _COST_MARGIN = 1.25
 """Room over the measured cost (writing the answer happens after it is counted)."""
 _MIN_ANSWER_COST_S = 0.0001

@@ -13,7 +13,6 @@ import hmac
 import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
 import structlog
@@ -21,6 +20,7 @@ from aiohttp import web
 
 from router.http.errors import ApiError, body_too_large, error_response, from_status
 from router.http.keys import API_KEY, API_KEYS, ARRIVAL, LOGGED, REQUEST_ID, SETTINGS
+from router.ids import new_id
 from router.service import NotReady, RulesetNotFound, ServiceError, StoreUnavailable
 from router.settings import ApiKey
 
@@ -77,7 +77,7 @@ async def handle_request(request: web.Request, handler: Handler) -> web.StreamRe
         await asyncio.sleep(0)
     offered = request.headers.get(REQUEST_ID_HEADER)
     request_id = request[REQUEST_ID] = (
-        offered if offered and _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4())
+        offered if offered and _REQUEST_ID.fullmatch(offered) else new_id()
     )
     tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
@@ -208,7 +208,7 @@ def require_ruleset_access(request: web.Request, ruleset: str) -> None:
 
 async def add_standard_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: the request id and the security headers on every answer."""
-    response.headers[REQUEST_ID_HEADER] = request.get(REQUEST_ID) or str(uuid.uuid4())
+    response.headers[REQUEST_ID_HEADER] = request.get(REQUEST_ID) or new_id()
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
 

@@ -11,7 +11,6 @@ fails a call that can still be routed: a store or upstream fault degrades the de
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import structlog
 from router.budget import Crowd, Deadline
 from router.engine.decide import Decision, RuleSet
 from router.facts import FactGatherer, GatheredFacts, make_client_session
+from router.ids import new_id
 from router.metrics import STORE_UP
 from router.rules_registry import RulesRegistry
 from router.service.answer import Answer, Explained
@@ -131,7 +131,7 @@ class DecisionService:
         decision = ruleset.decide(
             facts, conversation_id=gathered.conversation_id, shared_id=gathered.shared_id
         )
-        answer = _answer(str(uuid.uuid4()), decision, gathered, deadline)
+        answer = _answer(new_id(), decision, gathered, deadline)
         await self._save(answer, gathered, deadline)
         observe_decision(
             answer, facts=facts if self._log_state else None, platform=request.platform

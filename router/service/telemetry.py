@@ -4,6 +4,7 @@ log line and the decision metrics (contract §2.4). No id or fact value is a met
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ import structlog
 from prometheus_client import Counter
 
 from router.metrics import DECISION_DURATION, DECISIONS, DEGRADED_DECISIONS
+from router.observe import event_line
 from router.service.answer import Answer
 
 log = structlog.get_logger("router.service")
@@ -50,6 +52,8 @@ def observe_decision(
     }
     if platform != "api":
         fields["platform"] = platform
-    if facts is not None:
+    if facts is not None:  # conversation data: the structlog chain redacts credentials in it
         fields.update(label=answer.label, attributes=answer.attributes, facts=facts)
-    log.info("decision", **fields)
+        log.info("decision", **fields)
+    else:
+        event_line(log, logging.INFO, "decision", fields)

@@ -274,7 +274,7 @@ class MemoryStore:
         """Keep ``decision`` (as JSON, like a shared store would) under its ids, and cache
         ``lookups`` under the same ids for ``cache_ttl_s`` seconds."""
         now = self._clock()
-        record: _Record = (_DECISION, "", now + ttl_s, codec.dumps(decision))
+        record: _Record = (_DECISION, "", now + ttl_s, codec.dumps_decision(decision))
         raw_cid, raw_sid = decision.get("conversation_id"), decision.get("shared_id")
         cid = raw_cid if isinstance(raw_cid, str) else None
         sid = raw_sid if isinstance(raw_sid, str) else None
