@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     push_ttl_s: float = Field(default=3600, gt=0, alias="ROUTER_PUSH_TTL_S")
     decision_ttl_s: float = Field(default=86400, gt=0, alias="ROUTER_DECISION_TTL_S")
     webhook_secret: str = Field(default="", alias="ROUTER_WEBHOOK_SECRET", repr=False)
+    webhook_tolerance_s: float = Field(default=300, gt=0, alias="ROUTER_WEBHOOK_TOLERANCE_S")
+    """Largest distance of a push signature's ``t`` from the router's clock (v1.2)."""
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", alias="ROUTER_LOG_LEVEL"
     )

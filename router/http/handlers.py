@@ -5,8 +5,6 @@ path (gather → rules → record) lives in :mod:`router.service`.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from typing import Any
 
@@ -21,6 +19,7 @@ from prometheus_client import (
 )
 from pydantic import TypeAdapter, ValidationError
 
+from router.http import signature
 from router.http.body import parse_model, read_json_bytes, validation_details
 from router.http.errors import ApiError
 from router.http.keys import API_KEY, API_KEYS, ARRIVAL, LOGGED, SERVICE, SETTINGS
@@ -30,7 +29,6 @@ from router.http.openapi import openapi_bytes
 from router.service import DecisionRequest
 
 JSON = "application/json"
-SIGNATURE_HEADER = "X-Router-Signature"
 _ID = TypeAdapter(ConversationId)
 
 
@@ -160,33 +158,37 @@ async def push_event(request: web.Request) -> web.Response:
 
 
 def _authenticate_push(request: web.Request, raw: bytes) -> None:
-    """A valid API key, or a valid ``X-Router-Signature`` over the raw body.
+    """A valid API key, or a valid, fresh ``X-Router-Signature`` over the raw body.
 
     With neither API keys nor a webhook secret configured, auth is off (loopback only).
     """
     if request.get(API_KEY) is not None:
         return
-    secret = request.app[SETTINGS].webhook_secret
+    settings = request.app[SETTINGS]
+    secret = settings.webhook_secret
     if not secret and not request.app[API_KEYS]:
         return
-    signature = request.headers.get(SIGNATURE_HEADER)
-    if secret and signature is not None:
-        if _signature_matches(secret, raw, signature):
-            return
-        raise ApiError(
-            401,
-            "invalid_signature",
-            f"{SIGNATURE_HEADER} does not match the body "
-            "(expected sha256=<hex HMAC-SHA256 of the raw body>).",
-        )
-    raise unauthorized(presented_key(request) is not None)
+    header = request.headers.get(signature.HEADER)
+    if not secret or header is None:
+        raise unauthorized(presented_key(request) is not None)
+    verdict = signature.verify(header, raw, secret, tolerance_s=settings.webhook_tolerance_s)
+    if verdict == "ok":
+        return
+    raise ApiError(
+        401,
+        "invalid_signature",
+        _SIGNATURE_REFUSALS[verdict],
+        [{"path": signature.HEADER, "message": verdict}],
+    )
 
 
-def _signature_matches(secret: str, raw: bytes, signature: str) -> bool:
-    """Constant-time check of ``sha256=<hex>`` against the HMAC-SHA256 of ``raw``."""
-    expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    offered = signature.strip().lower().encode("utf-8", "surrogateescape")
-    return hmac.compare_digest(expected.encode(), offered)
+_SIGNATURE_REFUSALS = {
+    "malformed": f"{signature.HEADER} must be 't=<unix seconds>,sha256=<hex HMAC-SHA256 of "
+    '"<t>." followed by the raw body>\'.',
+    "stale": f"{signature.HEADER} was made too long ago (or ahead): its t is further than "
+    "ROUTER_WEBHOOK_TOLERANCE_S from the router's clock; sign each push when it is sent.",
+    "mismatch": f"{signature.HEADER} does not match the body and its t.",
+}
 
 
 # Operations -------------------------------------------------------------------------------

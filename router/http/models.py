@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     create_model,
     model_validator,
@@ -85,10 +86,9 @@ class RouteRequest(_Strict):
         default=None,
         description="conv.state given inline: the conversation record is not fetched.",
     )
-    budget_ms: float | None = Field(
+    budget_ms: StrictInt | None = Field(
         default=None,
         gt=0,
-        allow_inf_nan=False,
         description="Latency budget in ms (default ROUTER_BUDGET_MS, at most "
         "ROUTER_MAX_BUDGET_MS: larger values are clamped).",
     )

@@ -91,6 +91,9 @@ async def test_body_just_under_the_limit_is_read(make_client: MakeClient) -> Non
     [
         ({"conversation_id": "c", "budget_ms": -5}, "budget_ms"),
         ({"conversation_id": "c", "budget_ms": "soon"}, "budget_ms"),
+        ({"conversation_id": "c", "budget_ms": True}, "budget_ms"),  # not 1 ms
+        ({"conversation_id": "c", "budget_ms": "300"}, "budget_ms"),  # a string, not a number
+        ({"conversation_id": "c", "budget_ms": 300.5}, "budget_ms"),
         ({"conversation_id": "c", "surprise": 1}, "surprise"),
         ({"conversation_id": ""}, "conversation_id"),
         ({"conversation_id": "x" * 257}, "conversation_id"),
