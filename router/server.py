@@ -68,6 +68,7 @@ async def serve(
     were in place; it is read once they are, and each is acted on as if it came now.
     """
     from router.http.app import create_app
+    from router.http.protocol import install as install_protocol
     from router.reload import RulesReloader
     from router.rules_registry import RulesRegistry
 
@@ -85,6 +86,7 @@ async def serve(
         shutdown_timeout=DRAIN_TIMEOUT_S,
     )
     await runner.setup()
+    install_protocol(runner, read_timeout_s=settings.read_timeout_s)
     sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
     try:
         for site in sites or [web.TCPSite(runner, settings.host, settings.port)]:

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     store_outbox_max: int = Field(default=10_000, ge=0, alias="ROUTER_STORE_OUTBOX_MAX")
     upstream_max_bytes: int = Field(default=1_048_576, ge=1, alias="ROUTER_UPSTREAM_MAX_BYTES")
     max_body_bytes: int = Field(default=65_536, ge=1, alias="ROUTER_MAX_BODY_BYTES")
+    read_timeout_s: float = Field(default=10, gt=0, alias="ROUTER_READ_TIMEOUT_S")
+    """A request whose head, or whose body, has not arrived in this time is closed (v1.2)."""
 
     @field_validator("port", mode="before")
     @classmethod

@@ -39,6 +39,9 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 SIGNED_ROUTES = frozenset({"push_event"})
 """Route names that may authenticate by request signature instead of a key."""
 
+SERVER_NAME = "router"
+"""The ``Server`` header: no framework or version for a scanner to match."""
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
@@ -209,6 +212,7 @@ def require_ruleset_access(request: web.Request, ruleset: str) -> None:
 async def add_standard_headers(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: the request id and the security headers on every answer."""
     response.headers[REQUEST_ID_HEADER] = request.get(REQUEST_ID) or new_id()
+    response.headers["Server"] = SERVER_NAME
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
 
