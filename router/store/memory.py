@@ -126,7 +126,16 @@ class MemoryStore:
 
     @property
     def kind(self) -> StoreKind:
+        """``"memory"`` (descriptive, for logs)."""
         return "memory"
+
+    @property
+    def shared(self) -> bool:
+        """False: this process's own store never waits and never fails."""
+        return False
+
+    async def connect(self) -> None:
+        """Nothing to dial."""
 
     def __len__(self) -> int:
         """Keys currently held (expired ones included until touched or swept)."""

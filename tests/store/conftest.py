@@ -21,8 +21,8 @@ import redis
 from router.facts import FactGatherer
 from router.settings import Settings, load_settings
 from router.store import open_store
-from router.store._redis_url import redact
 from router.store.redis import RedisStore
+from router.store.redis.url import redact
 from tests.fakes.polyai import FakePolyAI
 from tests.store.redis_servers import RedisCluster, RedisSentinel, RedisServer
 

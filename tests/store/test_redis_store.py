@@ -24,9 +24,9 @@ from router.budget import Deadline
 from router.facts import FactGatherer
 from router.settings import SettingsError, load_settings
 from router.store import open_store
-from router.store._redis_url import connect, redact
 from router.store.base import CACHE_HANDOFF, CACHE_RECORD, JSONMap, StoreError
 from router.store.redis import RedisStore
+from router.store.redis.url import connect, redact
 from tests.fakes.polyai import FakePolyAI
 from tests.store.conftest import MakeStore
 from tests.store.redis_servers import free_port
