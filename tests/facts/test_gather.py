@@ -510,6 +510,13 @@ class BrokenStore:
     def kind(self) -> StoreKind:
         return "redis"
 
+    @property
+    def shared(self) -> bool:
+        return True
+
+    async def connect(self) -> None:
+        raise StoreError("connection refused")
+
     async def push(self, *args: Any, **kwargs: Any) -> None:
         raise StoreError("down")
 

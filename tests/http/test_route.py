@@ -190,6 +190,10 @@ class BrokenStore(MemoryStore):
     def kind(self) -> Any:
         return "redis"
 
+    @property
+    def shared(self) -> bool:
+        return True
+
     async def save_decision(self, decision: Any, **_: Any) -> None:
         raise StoreError("down")
 
@@ -210,6 +214,10 @@ class SlowStore(MemoryStore):
     @property
     def kind(self) -> Any:
         return "redis"
+
+    @property
+    def shared(self) -> bool:
+        return True
 
     async def save_decision(self, decision: Any, **kwargs: Any) -> None:
         await asyncio.sleep(0.5)
