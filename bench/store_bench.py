@@ -33,9 +33,9 @@ from typing import Any
 
 from router.settings import load_settings
 from router.store import MemoryStore, Store, open_store
-from router.store._redis_url import connect, redact
 from router.store.base import CACHE_HANDOFF, CACHE_RECORD, JSONMap
 from router.store.redis import RedisStore
+from router.store.redis.url import connect, redact
 
 HANDOFF = {
     "handoff_reason": "refund",

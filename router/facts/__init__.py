@@ -1,8 +1,8 @@
 """Where a decision's facts come from: PolyAI lookups, pushed state, inline data.
 
 The public surface is :class:`FactGatherer` and :class:`GatheredFacts`; the
-HTTP client (:mod:`router.facts.polyai`), the circuit breaker and
-single-flight are its parts.
+HTTP client (:mod:`router.facts.polyai`), the circuit breakers
+(:mod:`router.breaker`, shared with the store) and single-flight are its parts.
 """
 
 from router.facts.gather import FactGatherer, GatheredFacts

@@ -46,9 +46,9 @@ from typing import Any, Literal
 import aiohttp
 import structlog
 
+from router.breaker import Breaker, BreakerState, Permit
 from router.budget import Deadline
 from router.engine.values import snake_case_aliases
-from router.facts.breaker import Breaker, BreakerState, Permit
 from router.facts.polyai import FAILED, Answer, PolyAIClient
 from router.facts.singleflight import SingleFlight
 from router.metrics import UPSTREAM_DURATION, UPSTREAM_REQUESTS

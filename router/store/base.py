@@ -7,17 +7,20 @@ pushed facts *and* the cached lookups for both ids at once, and
 :meth:`Store.save_decision` can take the lookups to cache along with the
 decision, so a Redis implementation serves each phase with one pipelined
 call (the Redis store needs a second read only when a request names just a
-shared id that is linked to a conversation id, see :mod:`router.store.redis`).
+shared id that is linked to a conversation id, see :mod:`router.store.redis.store`).
 
 Every method that may wait on the network takes an optional ``timeout_s``:
 the longest the caller will wait (the request's budget), which a shared
 store bounds further by ``ROUTER_STORE_TIMEOUT_MS``. The memory store
-ignores it. Callers must cope with stores written before the keyword
-existed (see :class:`router.facts.FactGatherer`).
+ignores it.
 
-The memory store (:mod:`router.store.memory`) never fails; a shared store
-raises :class:`StoreError` (or ``TimeoutError``) and callers degrade to
-lookups and inline facts rather than fail the request.
+What a caller needs to know about a store it learns from the interface,
+never from which backend it is: :attr:`Store.shared` says whether calls may
+wait and fail (then callers arm timers and report ``sources.store``), and
+:meth:`Store.connect` dials it at start. The memory store
+(:mod:`router.store.memory`) is not shared and never fails; a shared store
+(:mod:`router.store.redis`) raises :class:`StoreError` (or ``TimeoutError``)
+and callers degrade to lookups and inline facts rather than fail the request.
 """
 
 from __future__ import annotations
@@ -99,19 +102,25 @@ class Store(Protocol):
 
     @property
     def kind(self) -> StoreKind:
-        """``"memory"`` or ``"redis"`` (descriptive: callers branch on :attr:`shared`)."""
+        """``"memory"`` or ``"redis"``: which backend, for logs only (decide on
+        :attr:`shared` instead)."""
         ...
 
     @property
     def shared(self) -> bool:
-        """True for a store shared between replicas over the network: its calls may wait
-        and fail, so callers bound them with timers and report ``sources.store``. False for
-        the in-process memory store, which never waits and never fails."""
+        """Whether replicas share this store over the network: then its calls may wait
+        and fail, so callers bound them with timers and report ``sources.store``. False
+        for the in-process memory store, which never waits and never fails."""
         ...
 
     async def connect(self) -> None:
-        """Dial the store at start (best effort: raises :class:`StoreError` when it is down,
-        and the store's breaker retries later). A no-op for the memory store."""
+        """Dial the store now rather than on first use (a Redis Cluster client also
+        learns its slot map); a no-op for the memory store.
+
+        Raises :class:`StoreError` when a shared store does not answer. The store keeps
+        working, and retrying, afterwards: whether that stops a start is the caller's
+        choice (the service logs it and starts anyway).
+        """
         ...
 
     async def push(

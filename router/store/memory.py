@@ -126,11 +126,12 @@ class MemoryStore:
 
     @property
     def kind(self) -> StoreKind:
+        """``"memory"`` (descriptive, for logs)."""
         return "memory"
 
     @property
     def shared(self) -> bool:
-        """Never: this store lives in this process (it never waits and never fails)."""
+        """False: this process's own store never waits and never fails."""
         return False
 
     async def connect(self) -> None:

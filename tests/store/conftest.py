@@ -5,11 +5,16 @@ overrides it), each under its own random key prefix whose keys are deleted after
 other people's tests use the same server. Fault tests use a private ``redis-server``
 started per test, so killing or pausing it hurts nobody. Without Redis these tests
 fail, saying how to get one: they never skip.
+
+Stores made here wait up to :data:`STORE_TIMEOUT_MS` per round trip unless a test sets
+``ROUTER_STORE_TIMEOUT_MS`` itself: a test that is not about timeouts must not fail
+because a loaded machine was slow to run the event loop.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -20,15 +25,18 @@ import redis
 
 from router.facts import FactGatherer
 from router.settings import Settings, load_settings
-from router.store import open_store
-from router.store._redis_url import redact
-from router.store.redis import RedisStore
+from router.store.redis import RedisStore, open_redis_store
+from router.store.redis.url import redact
 from tests.fakes.polyai import FakePolyAI
 from tests.store.redis_servers import RedisCluster, RedisSentinel, RedisServer
 
 SHARED_REDIS_URL = os.environ.get("ROUTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
+STORE_TIMEOUT_MS = 5000
+"""The store timeout of tests that are not about timeouts: far beyond any round trip."""
+
 MakeStore = Callable[..., Awaitable[RedisStore]]
+Clock = Callable[[], float]
 
 
 @pytest.fixture(scope="session")
@@ -70,16 +78,21 @@ def delete_prefixed(url: str, prefix: str) -> None:
 
 @pytest.fixture
 async def make_store(prefix: str) -> AsyncIterator[MakeStore]:
-    """``await make_store(url, **settings)``: a connected RedisStore under this test's
-    prefix, closed at the end of the test."""
+    """``await make_store(url, clock=..., **settings)``: a connected RedisStore under this
+    test's prefix, on ``clock`` (default: the real one), closed at the end of the test."""
     stores: list[RedisStore] = []
     urls: list[str] = []
 
-    async def make(url: str, *, connect: bool = True, **overrides: Any) -> RedisStore:
+    async def make(
+        url: str, *, connect: bool = True, clock: Clock = time.monotonic, **overrides: Any
+    ) -> RedisStore:
         urls.append(url)
-        settings = load_settings(ROUTER_STORE=url, ROUTER_STORE_PREFIX=prefix, **overrides)
-        store = open_store(settings)
-        assert isinstance(store, RedisStore)
+        settings = load_settings(
+            ROUTER_STORE=url,
+            ROUTER_STORE_PREFIX=prefix,
+            **{"ROUTER_STORE_TIMEOUT_MS": STORE_TIMEOUT_MS, **overrides},
+        )
+        store = open_redis_store(settings, clock=clock)
         stores.append(store)
         if connect:  # as the service does at start (a cluster client learns its slots)
             await store.connect()
@@ -148,6 +161,7 @@ def make_settings(fake: FakePolyAI, prefix: str) -> Callable[..., Settings]:
             "POLYAI_HANDOFF_URL": fake.url,
             "POLYAI_DATA_URL": fake.url,
             "ROUTER_STORE_PREFIX": prefix,
+            "ROUTER_STORE_TIMEOUT_MS": STORE_TIMEOUT_MS,
         }
         values.update(overrides)
         return load_settings(**values)
@@ -159,16 +173,16 @@ def make_settings(fake: FakePolyAI, prefix: str) -> Callable[..., Settings]:
 async def make_gatherer(
     make_settings: Callable[..., Settings], session: aiohttp.ClientSession, prefix: str
 ) -> AsyncIterator[Callable[..., tuple[FactGatherer, RedisStore]]]:
-    """``make_gatherer(ROUTER_STORE=url, **settings) -> (gatherer, store)``; both are
-    drained and closed at the end of the test."""
+    """``make_gatherer(ROUTER_STORE=url, clock=..., **settings) -> (gatherer, store)``, the
+    store on ``clock`` (default: the real one); both are drained and closed at the end of
+    the test."""
     made: list[tuple[FactGatherer, RedisStore]] = []
     urls: list[str] = []
 
-    def make(**overrides: Any) -> tuple[FactGatherer, RedisStore]:
+    def make(clock: Clock = time.monotonic, **overrides: Any) -> tuple[FactGatherer, RedisStore]:
         settings = make_settings(**overrides)
         urls.append(settings.store)
-        store = open_store(settings)
-        assert isinstance(store, RedisStore)
+        store = open_redis_store(settings, clock=clock)
         gatherer = FactGatherer(settings, store, session)
         made.append((gatherer, store))
         return gatherer, store

@@ -207,7 +207,9 @@ class RedisCluster:
                     "--cluster-port",
                     str(bus),
                     "--cluster-node-timeout",
-                    "2000",
+                    # Long enough that a node a loaded machine leaves unscheduled for a
+                    # while is not voted down (which would take the whole cluster down).
+                    "10000",
                     port=port,
                     folder=folder,
                 )

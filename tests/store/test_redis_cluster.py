@@ -141,9 +141,10 @@ async def test_a_dead_master_costs_its_conversations_the_store_not_the_decision(
     for _ in range(3):
         started = time.monotonic()
         got = await gatherer.gather(
-            conversation_id="c-dead", deadline=Deadline.start(300), cache_with_decision=True
+            conversation_id="c-dead", deadline=Deadline.start(2000), cache_with_decision=True
         )
-        assert time.monotonic() - started <= 0.3 + 0.05
+        # Bounded by the store (a client retrying a dead node unbounded takes seconds).
+        assert time.monotonic() - started < 2.0
         assert got.sources["handoff"] == "ok"
         assert not got.degraded
         results.append(got.sources["store"])
@@ -153,9 +154,14 @@ async def test_a_dead_master_costs_its_conversations_the_store_not_the_decision(
 async def test_a_cold_cluster_client_learns_its_slots_without_opening_the_breaker(
     make_store: MakeStore, redis_cluster: RedisCluster
 ) -> None:
-    store = await make_store(redis_cluster.url, connect=False, ROUTER_BREAKER_FAILURES=1)
+    store = await make_store(
+        redis_cluster.url,
+        connect=False,
+        ROUTER_STORE_TIMEOUT_MS=50,  # shorter than learning the slot map takes
+        ROUTER_BREAKER_FAILURES=1,
+    )
     faults = []
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while True:
         try:
             await store.read_known("c-cold", None)

@@ -3,8 +3,12 @@ and Redis behind Sentinel.
 
 This is the Store contract (router.store.base): pushes merge per namespace, either id
 finds what was written under both, the conversation id's value wins, every value
-expires after its own TTL, decisions are kept as JSON and found by both ids. TTLs are
-short here; the memory store's clock is moved, Redis's real one is waited on.
+expires after its own TTL, decisions are kept as JSON and found by both ids.
+
+Time is moved, never waited for: the memory store's clock is advanced, and on Redis
+every key of the test has its remaining TTL cut by the time skipped (a key whose TTL
+runs out is deleted, as Redis would expire it). So no assertion depends on how fast a
+loaded machine runs the test.
 """
 
 from __future__ import annotations
@@ -15,14 +19,30 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+import redis
 
 from router.store import MemoryStore, Store
 from router.store.base import CACHE_HANDOFF, CACHE_RECORD, NOTHING_PUSHED, JSONMap, Known
 from tests.fakes.clock import ManualClock
-from tests.store.conftest import MakeStore
+from tests.store.conftest import SHARED_REDIS_URL, MakeStore
+from tests.store.redis_servers import command
 
-TTL = 0.4
-"""A short TTL (seconds): long enough for a loaded machine's round trips, short to wait."""
+TTL = 30.0
+"""The TTL (seconds) of values that expire in a test: far longer than a test takes, so
+only skipped time expires them."""
+
+SKIP_TTL = """
+local left = redis.call('PTTL', KEYS[1])
+local skip = tonumber(ARGV[1])
+if left > skip then
+  return redis.call('PEXPIRE', KEYS[1], left - skip)
+elseif left >= 0 then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+"""Lua: cut a key's remaining TTL by ``ARGV[1]`` ms, deleting it when none would be left
+(atomic, so the TTL read and the TTL written are of the same moment)."""
 
 
 @dataclass
@@ -45,12 +65,30 @@ async def backend(request: pytest.FixtureRequest, make_store: MakeStore) -> Asyn
         yield Backend("memory", memory, tick)
         await memory.close()
         return
-    url = {
-        "redis": lambda: request.getfixturevalue("shared_redis_url"),
-        "redis-cluster": lambda: request.getfixturevalue("redis_cluster").url,
-        "redis-sentinel": lambda: request.getfixturevalue("redis_sentinel").url,
-    }[request.param]()
-    yield Backend(request.param, await make_store(url), asyncio.sleep)
+    if request.param == "redis":
+        url = request.getfixturevalue("shared_redis_url")
+        nodes = [redis.Redis.from_url(SHARED_REDIS_URL, socket_timeout=10)]
+    elif request.param == "redis-cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        url = cluster.url
+        nodes = [redis.Redis(port=node.port, socket_timeout=10) for node in cluster.nodes]
+    else:
+        sentinel = request.getfixturevalue("redis_sentinel")
+        url = sentinel.url
+        nodes = [redis.Redis(port=sentinel.master.port, socket_timeout=10)]
+    prefix: str = request.getfixturevalue("prefix")
+
+    async def skip(seconds: float) -> None:
+        """Let ``seconds`` pass for every key of this test, on every node holding one."""
+        for node in nodes:
+            for key in node.scan_iter(match=f"{prefix}*", count=500):
+                command(node, "EVAL", SKIP_TTL, 1, key, round(seconds * 1000))
+
+    try:
+        yield Backend(request.param, await make_store(url), skip)
+    finally:
+        for node in nodes:
+            node.close()
 
 
 def nothing(known: Known) -> bool:

@@ -31,13 +31,13 @@ async def test_no_sentinel_answering_is_an_error_not_a_hang(make_store: MakeStor
     store = await make_store(
         f"redis+sentinel://127.0.0.1:{free_port()}/mymaster",
         connect=False,
-        ROUTER_STORE_TIMEOUT_MS=200,
+        ROUTER_STORE_TIMEOUT_MS=5000,
     )
     started = time.monotonic()
     with pytest.raises(StoreError) as caught:
         await store.push("c1", None, state={}, ttl_s=60)
-    assert time.monotonic() - started <= 0.2 + 0.05
-    assert caught.value.fault in ("error", "timeout")
+    assert time.monotonic() - started < 2.5  # refused at once, not held to the store timeout
+    assert caught.value.fault == "error"
     assert await store.status() == "down"
 
 

@@ -24,9 +24,10 @@ from router.budget import Deadline
 from router.facts import FactGatherer
 from router.settings import SettingsError, load_settings
 from router.store import open_store
-from router.store._redis_url import connect, redact
 from router.store.base import CACHE_HANDOFF, CACHE_RECORD, JSONMap, StoreError
 from router.store.redis import RedisStore
+from router.store.redis.url import connect, redact
+from tests.fakes.clock import ManualClock
 from tests.fakes.polyai import FakePolyAI
 from tests.store.conftest import MakeStore
 from tests.store.redis_servers import free_port
@@ -272,7 +273,8 @@ async def test_gathering_without_a_combined_save_still_caches_in_the_background(
 async def test_status_pings_only_when_nothing_answered_lately(
     make_store: MakeStore, shared_redis_url: str
 ) -> None:
-    store = await make_store(shared_redis_url, connect=False)
+    # The store's clock stands still: "lately" never runs out during the test.
+    store = await make_store(shared_redis_url, connect=False, clock=ManualClock())
     trips = RoundTrips()
     assert await store.status() == "ok"
     assert trips.made() == {"ping": 1}
@@ -403,7 +405,7 @@ def test_urls_are_shown_without_passwords(url: str, shown: str) -> None:
 async def test_neither_logs_nor_errors_hold_the_password() -> None:
     url = f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"  # nobody listens there
     with capture_logs() as logs:
-        store = open_store(load_settings(ROUTER_STORE=url, ROUTER_STORE_TIMEOUT_MS=500))
+        store = open_store(load_settings(ROUTER_STORE=url, ROUTER_STORE_TIMEOUT_MS=5000))
         assert isinstance(store, RedisStore)
         with pytest.raises(StoreError) as caught:
             await store.push(CID, None, state={}, ttl_s=60)

@@ -1,13 +1,17 @@
-"""A per-source circuit breaker, so a dead upstream costs nothing while it is down.
+"""A circuit breaker per dependency, so a dead one costs nothing while it is down.
 
-Closed: calls go through; ``failures`` consecutive failed lookups open it.
-Open: no call is made, the source reports ``circuit_open`` at once. After
+Used by the fact sources (:mod:`router.facts`: one per PolyAI lookup) and by the
+shared store (:mod:`router.store.redis`: one per store).
+
+Closed: calls go through; ``failures`` consecutive failed calls open it.
+Open: no call is made, the dependency reports ``circuit_open`` at once. After
 ``reset_s`` exactly one call (the half-open probe) is let through; its
 result closes the breaker or opens it again for another ``reset_s``.
 
-One *lookup* is one success or one failure, however many HTTP tries it
-made; the caller reports it with :meth:`Breaker.record` the moment the
-lookup gives up, before any answer depending on it leaves.
+One *call* is one success or one failure, however many tries it made (a
+lookup's HTTP retries, a Redis command's reconnect); the caller reports it
+with :meth:`Breaker.record` the moment the call gives up, before any answer
+depending on it leaves.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ BreakerState = Literal["closed", "open", "half_open"]
 
 
 class Breaker:
-    """The circuit breaker of one fact source (``handoff`` or ``state``)."""
+    """The circuit breaker of one dependency: a fact source (``handoff``, ``state``) or the
+    shared store (``store``), named by ``source`` (the ``router_breaker_open`` label)."""
 
     __slots__ = (
         "_clock",
@@ -65,7 +70,7 @@ class Breaker:
         return self._state
 
     def acquire(self) -> Permit | None:
-        """Permission for one lookup now, or ``None`` (the source is ``circuit_open``).
+        """Permission for one call now, or ``None`` (the dependency is ``circuit_open``).
 
         While half-open only the first caller gets a permit (the probe). A
         permit must be settled with :meth:`record` or :meth:`abandon`.
@@ -79,9 +84,9 @@ class Breaker:
         return _PROBE
 
     def record(self, permit: Permit, *, failed: bool) -> None:
-        """Report how a permitted lookup ended: ``failed`` for timeout/error, else success.
+        """Report how a permitted call ended: ``failed`` for timeout/error, else success.
 
-        The probe's result closes or re-opens the breaker; results of lookups
+        The probe's result closes or re-opens the breaker; results of calls
         that began before the breaker opened change nothing while it is open.
         """
         if permit.probe:
@@ -99,7 +104,7 @@ class Breaker:
                     self._open()
 
     def abandon(self, permit: Permit) -> None:
-        """A permitted lookup ended without a verdict (cancelled): let the next caller probe."""
+        """A permitted call ended without a verdict (cancelled): let the next caller probe."""
         if permit.probe and self._probing:
             self._probing = False
             self._state = "open"
@@ -116,7 +121,7 @@ class Breaker:
 
 
 class Permit:
-    """Leave to make one lookup; ``probe`` when it is the half-open probe."""
+    """Leave to make one call; ``probe`` when it is the half-open probe."""
 
     __slots__ = ("probe",)
 

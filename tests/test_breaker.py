@@ -1,15 +1,21 @@
-"""The per-source circuit breaker: open, half-open probe, close."""
+"""The circuit breaker (of a fact source or the store): open, half-open probe, close."""
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import REGISTRY
 
-from router.facts.breaker import Breaker
+from router.breaker import Breaker
 from tests.fakes.clock import ManualClock
 
 
 def gauge(source: str) -> float | None:
     return REGISTRY.get_sample_value("router_breaker_open", {"source": source})
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 def make(clock: ManualClock, failures: int = 3, reset_s: float = 10) -> Breaker:
