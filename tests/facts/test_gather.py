@@ -16,6 +16,7 @@ from router.store.base import JSONMap, Known, StoreError, StoreKind, StoreStatus
 from router.store.memory import MemoryStore
 from tests.fakes.clock import ManualClock
 from tests.fakes.polyai import SAMPLE_CONVERSATION, SAMPLE_HANDOFF, FakePolyAI, Reply
+from tests.waiting import LOADED_MACHINE_SLACK_S, eventually
 
 CID = "0bba04d7-38b3-4fd3-a1a8-329c34517fc1"
 SID = "CA5f1e6c2d0b8a4f3e9d7c6b5a4f3e2d1c"
@@ -60,12 +61,15 @@ async def test_lookups_fill_every_namespace(make_gatherer: MakeGatherer, fake: F
 async def test_both_lookups_run_concurrently_when_the_conversation_id_is_known(
     make_gatherer: MakeGatherer, fake: FakePolyAI
 ) -> None:
-    fake.set_handoff(Reply.slow(0.2))
-    fake.set_conversation(Reply.slow(0.2))
+    gate = asyncio.Event()
+    fake.set_handoff(Reply.held(gate))
+    fake.set_conversation(Reply.held(gate))
     gatherer, _ = make_gatherer()
-    got = await gather(gatherer, conversation_id=CID, shared_id=SID)
+    gathering = asyncio.create_task(gather(gatherer, 10_000, conversation_id=CID, shared_id=SID))
+    await eventually(lambda: fake.in_flight == 2)  # both asked before either answered
+    gate.set()
+    got = await gathering
     assert got.sources == {"handoff": "ok", "state": "ok"}
-    assert fake.max_in_flight == 2
     assert fake.calls("handoff")[0].query == {"id": CID}
 
 
@@ -302,11 +306,17 @@ async def test_cache_ttl_zero_disables_the_cache(
 async def test_concurrent_gathers_share_one_upstream_call_per_source(
     make_gatherer: MakeGatherer, fake: FakePolyAI
 ) -> None:
-    fake.set_handoff(Reply.slow(0.1))
-    fake.set_conversation(Reply.slow(0.1))
+    gate = asyncio.Event()
+    fake.set_handoff(Reply.held(gate))
+    fake.set_conversation(Reply.held(gate))
     gatherer, _ = make_gatherer()
     before = upstream_count("handoff", "ok")
-    results = await asyncio.gather(*(gather(gatherer, conversation_id=CID) for _ in range(20)))
+    # Every gather reaches its lookups in its first step, long before an upstream call
+    # can answer: held until the calls are seen, none of them can have finished early.
+    gathering = asyncio.gather(*(gather(gatherer, 10_000, conversation_id=CID) for _ in range(20)))
+    await eventually(lambda: fake.in_flight == 2)
+    gate.set()
+    results = await gathering
     assert all(r.sources == {"handoff": "ok", "state": "ok"} for r in results)
     assert (fake.handoff_calls, fake.conversation_calls) == (1, 1)
     assert upstream_count("handoff", "ok") - before == 1
@@ -315,12 +325,15 @@ async def test_concurrent_gathers_share_one_upstream_call_per_source(
 async def test_a_waiter_with_less_budget_gives_up_alone(
     make_gatherer: MakeGatherer, fake: FakePolyAI
 ) -> None:
-    fake.set_conversation(Reply.slow(0.4))
+    gate = asyncio.Event()
+    fake.set_conversation(Reply.held(gate))
     gatherer, _ = make_gatherer(ROUTER_BREAKER_FAILURES=1)
-    leader = asyncio.create_task(gather(gatherer, 3000, conversation_id=CID))
-    await asyncio.sleep(0.05)
+    leader = asyncio.create_task(gather(gatherer, 10_000, conversation_id=CID))
+    await eventually(lambda: fake.conversation_calls == 1)  # the leader's call is out
     follower = await gather(gatherer, 150, conversation_id=CID)
     assert follower.sources["state"] == "timeout"
+    assert not leader.done()
+    gate.set()
     assert (await leader).sources["state"] == "ok"
     assert fake.conversation_calls == 1
     assert gatherer.breaker_states()["state"] == "closed"  # the call itself did not fail
@@ -355,7 +368,9 @@ async def test_every_failure_kind_is_reported_per_source(
         fake.set_conversation(reply)
     gatherer, _ = make_gatherer()
     before = upstream_count(source, result)
-    got = await gather(gatherer, 300, conversation_id=CID)
+    # The failing kinds that time out take the whole budget; the other source must answer
+    # within it, on a loaded machine too.
+    got = await gather(gatherer, 1000, conversation_id=CID)
     other = "state" if source == "handoff" else "handoff"
     assert got.sources[source] == result
     assert got.sources[other] == "ok"
@@ -388,24 +403,32 @@ async def test_hanging_upstream_answers_within_budget(
     fake.set_conversation(Reply.hang())
     gatherer, _ = make_gatherer()
     deadline = Deadline.start(300)
-    got = await gatherer.gather(deadline=deadline, **ids)
-    elapsed = time.monotonic() - deadline.started_at
-    assert elapsed < 0.3 + 0.05
+    # The upstream answers only when the fake closes: waiting for it would never end.
+    async with asyncio.timeout(10):
+        got = await gatherer.gather(deadline=deadline, **ids)
     assert got.sources["handoff"] == "timeout"
     assert got.sources["state"] == "timeout"
     assert got.degraded
+    assert time.monotonic() < deadline.expires_at + LOADED_MACHINE_SLACK_S
 
 
 async def test_a_slow_first_lookup_leaves_the_chained_one_only_what_is_left(
     make_gatherer: MakeGatherer, fake: FakePolyAI
 ) -> None:
-    fake.set_handoff(Reply.slow(0.2))
+    # The handoff answers after 1.2 s of a 2 s budget. Had the chained record lookup been
+    # given a fresh upstream timeout (1.95 s), the answer would leave after 3.15 s at the
+    # earliest: past the bound below however idle the machine. With only what is left it
+    # leaves at about 1.95 s, which keeps the slack a loaded machine needs.
+    slow_s = 1.2
+    fake.set_handoff(Reply.slow(slow_s))
     fake.set_conversation(Reply.hang())
     gatherer, _ = make_gatherer()
-    deadline = Deadline.start(300)
-    got = await gatherer.gather(deadline=deadline, shared_id=SID)
-    assert time.monotonic() - deadline.started_at < 0.3 + 0.05
+    deadline = Deadline.start(2000)
+    assert slow_s > LOADED_MACHINE_SLACK_S + deadline.reserve_s  # so the bound catches it
+    async with asyncio.timeout(10):
+        got = await gatherer.gather(deadline=deadline, shared_id=SID)
     assert got.sources == {"handoff": "ok", "state": "timeout"}
+    assert time.monotonic() < deadline.expires_at + LOADED_MACHINE_SLACK_S
 
 
 # Breaker ---------------------------------------------------------------------------

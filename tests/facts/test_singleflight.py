@@ -8,6 +8,7 @@ import pytest
 
 from router.budget import Deadline
 from router.facts.singleflight import SingleFlight
+from tests.waiting import eventually
 
 
 async def test_concurrent_callers_share_one_call() -> None:
@@ -21,14 +22,17 @@ async def test_concurrent_callers_share_one_call() -> None:
         return "answer"
 
     flights: SingleFlight[str] = SingleFlight()
-    deadline = Deadline.start(2000)
+    deadline = Deadline.start(10_000)
+    joined = 0
 
     async def caller() -> str:
+        nonlocal joined
         flight = flights.get("k") or flights.start("k", call(), deadline)
+        joined += 1
         return await SingleFlight.wait(flight, deadline)
 
     waiting = [asyncio.create_task(caller()) for _ in range(10)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: joined == 10)  # every caller holds the flight before it ends
     release.set()
     assert await asyncio.gather(*waiting) == ["answer"] * 10
     assert calls == 1
@@ -55,7 +59,7 @@ async def test_starting_a_second_flight_for_a_key_is_refused() -> None:
     flights: SingleFlight[int] = SingleFlight()
 
     async def call() -> int:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # not done before the second start below
         return 1
 
     flights.start("k", call(), Deadline.start(100))

@@ -4,7 +4,7 @@ Usage::
 
     fake = FakePolyAI()
     await fake.start()                    # fake.url -> "http://127.0.0.1:<port>"
-    fake.set_handoff(Reply.status(429, retry_after="0"), Reply.ok())
+    fake.set_handoff(Reply.with_status(429, retry_after="0"), Reply.ok())
     ...
     fake.handoff_calls, fake.conversation_calls, fake.seen[-1].query
     await fake.close()
@@ -85,6 +85,8 @@ class Reply:
     delay: float = 0.0
     size: int = 0
     chunked: bool = True
+    gate: asyncio.Event | None = None
+    """Set: the answer waits until the test sets this event (see :meth:`held`)."""
 
     @classmethod
     def ok(cls, delay: float = 0.0) -> Reply:
@@ -94,6 +96,13 @@ class Reply:
     @classmethod
     def slow(cls, delay: float) -> Reply:
         return cls("normal", delay=delay)
+
+    @classmethod
+    def held(cls, gate: asyncio.Event) -> Reply:
+        """The sample-shaped answer, once the test sets ``gate``: a request that is still
+        pending for as long as the test needs, however slow the machine (no delay to guess).
+        """
+        return cls("normal", gate=gate)
 
     @classmethod
     def json(cls, body: Any, status: int = 200, delay: float = 0.0) -> Reply:
@@ -190,6 +199,7 @@ class FakePolyAI:
         self._handoff: list[Reply] = [Reply.ok()]
         self._conversation: list[Reply] = [Reply.ok()]
         self._release = asyncio.Event()
+        self._gates: set[asyncio.Event] = set()
         self._url = ""
         app = web.Application()
         app.router.add_get("/v1/agents/{agent}/conversations/{cid}", self._on_conversation)
@@ -207,6 +217,8 @@ class FakePolyAI:
     async def close(self) -> None:
         """Release hanging requests and stop listening (idempotent)."""
         self._release.set()
+        for gate in self._gates:  # a test that failed before opening its gate
+            gate.set()
         if not self._server.closed:
             await self._server.close()
 
@@ -217,9 +229,11 @@ class FakePolyAI:
 
     def set_handoff(self, *replies: Reply) -> None:
         self._handoff = list(replies) or [Reply.ok()]
+        self._gates.update(r.gate for r in replies if r.gate is not None)
 
     def set_conversation(self, *replies: Reply) -> None:
         self._conversation = list(replies) or [Reply.ok()]
+        self._gates.update(r.gate for r in replies if r.gate is not None)
 
     @property
     def handoff_calls(self) -> int:
@@ -286,6 +300,8 @@ class FakePolyAI:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if reply.gate is not None:
+                await reply.gate.wait()
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             return await self._reply(request, reply, normal)

@@ -23,21 +23,25 @@ async def test_in_flight_request_keeps_its_version(
     reloader.reload()
     old_version = registry.snapshot.rulesets["default"].ruleset.version
     client = await make_client(app_kwargs={"rules_registry": registry})
-    fake.set_handoff(Reply.slow(0.3))
-    fake.set_conversation(Reply.slow(0.3))
+    gate = asyncio.Event()
+    fake.set_handoff(Reply.held(gate))
+    fake.set_conversation(Reply.held(gate))
 
     async def route() -> Any:
         resp = await client.post(
-            "/v1/route", json={"conversation_id": "c-flight", "budget_ms": 2000}, headers=AUTH
+            "/v1/route", json={"conversation_id": "c-flight", "budget_ms": 5000}, headers=AUTH
         )
         return await resp.json()
 
     in_flight = asyncio.create_task(route())
-    await eventually(lambda: fake.in_flight > 0)
+    await eventually(lambda: fake.in_flight == 2)  # the request is waiting for its facts
     write_rules(rules_dir, "default.yaml", ruleset_yaml("default", "new-queue"))
     assert reloader.reload().activated == ["default"]
+    assert not in_flight.done()
+    gate.set()  # its facts arrive only after the reload
 
     first = await in_flight
+    assert first["degraded"] is False
     assert first["ruleset_version"] == old_version
     assert first["queue"] == "old-queue"
     fake.set_handoff(Reply.ok())

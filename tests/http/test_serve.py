@@ -68,6 +68,7 @@ async def served(fake: FakePolyAI, rules_dir: Path) -> AsyncIterator[ServeProces
         POLYAI_AGENT_ID=fake.agent_id,
         POLYAI_HANDOFF_URL=fake.url,
         POLYAI_DATA_URL=fake.url,
+        ROUTER_MAX_BUDGET_MS="20000",  # so a held upstream answer outlasts no deadline
     )
     yield process
     await process.kill()
@@ -76,20 +77,23 @@ async def served(fake: FakePolyAI, rules_dir: Path) -> AsyncIterator[ServeProces
 async def test_sigterm_drains_in_flight_requests_and_exits_0(
     served: ServeProcess, fake: FakePolyAI
 ) -> None:
-    fake.set_handoff(Reply.slow(1.0))
-    fake.set_conversation(Reply.slow(1.0))
+    gate = asyncio.Event()
+    fake.set_handoff(Reply.held(gate))
+    fake.set_conversation(Reply.held(gate))
     async with aiohttp.ClientSession(headers={"X-API-Key": KEY}) as http:
         in_flight = asyncio.create_task(
             http.post(
-                f"{served.url}/v1/route", json={"conversation_id": "c-drain", "budget_ms": 3000}
+                f"{served.url}/v1/route", json={"conversation_id": "c-drain", "budget_ms": 20_000}
             )
         )
-        await eventually(lambda: fake.in_flight == 2)  # both lookups of the request are waiting
+        await eventually(lambda: fake.in_flight == 2, within=20)  # both lookups are waiting
         served.send(signal.SIGTERM)
-        await served.wait_for("shutting_down")
+        await served.wait_for("shutting_down", 20)
         started = time.monotonic()
         with pytest.raises(aiohttp.ClientConnectionError):  # no longer accepting
             await http.get(f"{served.url}/healthz")
+        assert not in_flight.done()
+        gate.set()  # the facts arrive only now, while the server drains
         resp = await in_flight
         assert resp.status == 200
         body = await resp.json()
