@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from router.service import ANSWER_FIELDS, Answer
-from router.store.base import StoreStatus
+from router.store import StoreStatus
 
 # Ids are 1–256 printable ASCII characters (U+0020–U+007E): they end up in logs, store
 # keys and SIP headers, where control characters and exotic code points do harm.

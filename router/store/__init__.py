@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from router.settings import Settings
-from router.store.base import Known, Pushed, Store, StoreError
+from router.store.base import Known, Pushed, Store, StoreError, StoreStatus
 from router.store.memory import MemoryStore
 
-__all__ = ["Known", "MemoryStore", "Pushed", "Store", "StoreError", "open_store"]
+__all__ = [
+    "Known",
+    "MemoryStore",
+    "Pushed",
+    "Store",
+    "StoreError",
+    "StoreStatus",
+    "open_store",
+]
 
 
 def open_store(settings: Settings) -> Store:
