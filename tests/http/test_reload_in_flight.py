@@ -35,7 +35,7 @@ async def test_in_flight_request_keeps_its_version(
     in_flight = asyncio.create_task(route())
     await eventually(lambda: fake.in_flight > 0)
     write_rules(rules_dir, "default.yaml", ruleset_yaml("default", "new-queue"))
-    assert reloader.reload().activated == ["default"]
+    assert reloader.reload(force=True).activated == ["default"]
 
     first = await in_flight
     assert first["ruleset_version"] == old_version
