@@ -228,6 +228,8 @@ class RulesReloader:
         self._recheck: asyncio.TimerHandle | None = None
         self.passes = 0
         """How many reload passes have completed (tests wait on it)."""
+        self.last_report: ReloadReport | None = None
+        """What the latest pass did."""
 
     # One pass ---------------------------------------------------------------
 
@@ -266,6 +268,7 @@ class RulesReloader:
             last_reload_error=max(errors, key=lambda e: e.at) if errors else None,
         )
         report.recheck_at = min(deadlines, default=None)
+        self.last_report = report
         self.passes += 1
         if examined or force or report.removed:
             log.info(
@@ -405,7 +408,15 @@ class RulesReloader:
                 else:
                     report.removed.append(name)
                 continue
-            since = self._gone_since.setdefault(name, now)
+            since = self._gone_since.get(name)
+            if since is None:
+                since = self._gone_since[name] = now
+                log.warning(
+                    "ruleset_file_gone",
+                    ruleset=name,
+                    file=old.file,
+                    keeps_serving_for_s=self._grace_s,
+                )
             if now - since < self._grace_s:
                 new[name] = old
                 report.kept_while_gone.append(name)
