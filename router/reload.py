@@ -165,18 +165,19 @@ def _forget_ruleset_info(name: str, version: str) -> None:
     RULESET_INFO.remove(name, version)
 
 
-def read_inside(path: Path, folder: Path) -> bytes:
+def read_inside(path: Path, folder: Path | None) -> bytes:
     """The bytes of ``path`` if it is a regular file whose real path is inside ``folder``.
 
     Symlinks are followed, but only while they stay in the folder (a ConfigMap's
-    ``..data`` links do; ``shadow.yaml -> /etc/shadow`` does not). Raises
-    :class:`_Refused` saying why a file is not read, :class:`OSError` when it cannot be.
-    At most ``MAX_FILE_BYTES + 1`` bytes are read: the loader rejects a larger file anyway.
+    ``..data`` links do; ``shadow.yaml -> /etc/shadow`` does not). ``folder`` is ``None``
+    for a rules path naming one file: the operator chose that file, so it is read wherever
+    its links lead (it must still be a regular file). Raises :class:`_Refused` saying why
+    a file is not read, :class:`OSError` when it cannot be. At most
+    ``MAX_FILE_BYTES + 1`` bytes are read: the loader rejects a larger file anyway.
     """
-    root = os.path.realpath(folder)
     real = os.path.realpath(path)
-    if not Path(real).is_relative_to(root):
-        raise _Refused("not read: it is a link to a file outside the rules folder")
+    if folder is not None and not Path(real).is_relative_to(os.path.realpath(folder)):
+        raise _Refused("not read: it links to a file outside the rules folder")
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(real, flags)
     with open(fd, "rb", closefd=True) as handle:
@@ -316,7 +317,7 @@ class RulesReloader:
         return True
 
     def _read(self, path: Path) -> _Read:
-        folder = self.rules_path if self.rules_path.is_dir() else self.rules_path.parent
+        folder = self.rules_path if self.rules_path.is_dir() else None
         try:
             raw = read_inside(path, folder)
         except _Refused as exc:

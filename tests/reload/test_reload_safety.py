@@ -321,6 +321,18 @@ def test_a_symlink_inside_the_rules_folder_is_read(
     assert queue_of(registry) == "q2"
 
 
+def test_a_rules_path_naming_one_file_is_read_wherever_it_links(
+    registry: RulesRegistry, tmp_path: Path
+) -> None:
+    (tmp_path / "versions").mkdir()
+    (tmp_path / "versions" / "main.yaml").write_text(ruleset_yaml("main", "q1"), "utf-8")
+    (tmp_path / "rules").mkdir()
+    named = tmp_path / "rules" / "main.yaml"
+    named.symlink_to(tmp_path / "versions" / "main.yaml")
+    RulesReloader(registry, named).reload()  # the operator chose this very file
+    assert queue_of(registry) == "q1"
+
+
 def test_a_rules_path_that_is_not_a_regular_file_is_not_read(
     registry: RulesRegistry, rules_dir: Path
 ) -> None:
