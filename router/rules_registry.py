@@ -40,17 +40,29 @@ class RulesSnapshot:
 
     rulesets: Mapping[str, LoadedRuleset]
     files_without_version: tuple[str, ...]
-    """Rule files present whose ruleset has no valid version (they keep /readyz at 503)."""
+    """Rule files present that serve no ruleset (rejected, refused, in conflict, or not
+    settled yet). Informational: they do not fail readiness."""
     last_reload_error: ReloadError | None
+    served_since_start: frozenset[str] = frozenset()
+    """Every ruleset name served at some point since start-up, this snapshot's included."""
+
+    @property
+    def lost(self) -> tuple[str, ...]:
+        """Rulesets that served since start-up and are served no longer, sorted."""
+        return tuple(sorted(self.served_since_start - self.rulesets.keys()))
 
 
 _EMPTY = RulesSnapshot(MappingProxyType({}), (), None)
 
 
 class RulesRegistry:
-    """Holds the current :class:`RulesSnapshot`; replacing it is one reference assignment."""
+    """Holds the current :class:`RulesSnapshot`; replacing it is one reference assignment.
 
-    def __init__(self) -> None:
+    ``default_ruleset`` (``ROUTER_DEFAULT_RULESET``) is the ruleset readiness depends on.
+    """
+
+    def __init__(self, default_ruleset: str = "default") -> None:
+        self.default_ruleset = default_ruleset
         self._snapshot = _EMPTY
 
     def get(self, name: str) -> RuleSet | None:
@@ -71,15 +83,28 @@ class RulesRegistry:
         last_reload_error: ReloadError | None,
     ) -> None:
         """Replace the state at once (the reloader's job)."""
+        served = self._snapshot.served_since_start | rulesets.keys()
         self._snapshot = RulesSnapshot(
-            MappingProxyType(dict(rulesets)), files_without_version, last_reload_error
+            MappingProxyType(dict(rulesets)),
+            files_without_version,
+            last_reload_error,
+            frozenset(served),
         )
 
     def not_ready_reason(self) -> str | None:
-        """Why the service is not ready to route, or ``None`` when it is."""
-        snapshot = self._snapshot
+        """Why the service is not ready to route, or ``None`` when it is.
+
+        Ready means the default ruleset is serving and no ruleset that served since
+        start-up has been lost. A rule file that has never been valid does not count: one
+        typo in a new file must not take every replica out of the load balancer.
+        """
+        snapshot = self._snapshot  # one read: the reasons below agree with each other
+        reasons: list[str] = []
         if not snapshot.rulesets:
-            return "no valid ruleset is loaded"
-        if snapshot.files_without_version:
-            return "no valid version yet for: " + ", ".join(snapshot.files_without_version)
-        return None
+            reasons.append("no valid ruleset is loaded")
+        elif self.default_ruleset not in snapshot.rulesets:
+            reasons.append(f"the default ruleset '{self.default_ruleset}' is not loaded")
+        lost = [name for name in snapshot.lost if name != self.default_ruleset]
+        if lost:
+            reasons.append("no longer served since start-up: " + ", ".join(lost))
+        return "; ".join(reasons) or None

@@ -72,8 +72,13 @@ async def serve(
     from router.reload import RulesReloader
     from router.rules_registry import RulesRegistry
 
-    registry = RulesRegistry()
-    reloader = RulesReloader(registry, settings.rules)
+    registry = RulesRegistry(settings.default_ruleset)
+    reloader = RulesReloader(
+        registry,
+        settings.rules,
+        settle_ms=settings.reload_settle_ms,
+        remove_grace_s=settings.reload_remove_grace_s,
+    )
     await asyncio.to_thread(reloader.reload)
     reason = registry.not_ready_reason()
     if reason is not None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from router.engine.model import NAME_PATTERN
 
 REGIONS = ("us-1", "uk-1", "euw-1")
 STORE_SCHEMES = (
@@ -93,6 +96,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65_536, ge=1, alias="ROUTER_MAX_BODY_BYTES")
     read_timeout_s: float = Field(default=10, gt=0, alias="ROUTER_READ_TIMEOUT_S")
     """A request whose head, or whose body, has not arrived in this time is closed (v1.2)."""
+    default_ruleset: str = Field(default="default", alias="ROUTER_DEFAULT_RULESET")
+    """The ruleset readiness depends on (and requests use when they name none)."""
+    reload_settle_ms: int = Field(default=500, ge=0, le=600_000, alias="ROUTER_RELOAD_SETTLE_MS")
+    """How long a changed rule file's bytes must stay the same before they are activated."""
+    reload_remove_grace_s: float = Field(
+        default=10, ge=0, le=86_400, alias="ROUTER_RELOAD_REMOVE_GRACE_S"
+    )
+    """How long a ruleset whose file disappeared keeps serving, waiting for it to return."""
 
     @field_validator("port", mode="before")
     @classmethod
@@ -134,6 +145,16 @@ class Settings(BaseSettings):
                     "a redis+sentinel:// URL names the master: "
                     "redis+sentinel://host:26379/master-name"
                 )
+        return value
+
+    @field_validator("default_ruleset")
+    @classmethod
+    def _ruleset_name(cls, value: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise ValueError(
+                "must be a ruleset name: letters, digits, '_', '-' and '.', starting with a "
+                "letter or a digit, at most 128 characters"
+            )
         return value
 
     @field_validator("store_prefix")

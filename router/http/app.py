@@ -50,7 +50,7 @@ def create_app(
     app[SETTINGS] = settings
     app[API_KEYS] = settings.parsed_api_keys()
     if rules_registry is None:
-        rules_registry = RulesRegistry()
+        rules_registry = RulesRegistry(settings.default_ruleset)
         RulesReloader(rules_registry, settings.rules).reload()
     app.cleanup_ctx.append(_service(settings, rules_registry, store, session))
     app.on_response_prepare.append(add_standard_headers)

@@ -57,11 +57,12 @@ async def _decision_request(request: web.Request) -> DecisionRequest:
     """Validate the body and check the key may use the ruleset it names."""
     raw = await read_json_bytes(request, request.app[SETTINGS].max_body_bytes)
     body = parse_model(raw, RouteRequest)
-    require_ruleset_access(request, body.ruleset)
+    ruleset = body.ruleset or request.app[SERVICE].default_ruleset
+    require_ruleset_access(request, ruleset)
     return DecisionRequest(
         conversation_id=body.conversation_id,
         shared_id=body.shared_id,
-        ruleset=body.ruleset,
+        ruleset=ruleset,
         context=body.context,
         handoff=body.handoff,
         state=body.state,
@@ -200,8 +201,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """``GET /readyz``: 200 when the rules are ready to route; a store outage is not a
-    reason to take the replica out (it still routes on lookups and inline facts)."""
+    """``GET /readyz``: 200 while the default ruleset serves and no ruleset that served since
+    start-up is lost; a new file that was never valid, or a store outage, is not a reason to
+    take the replica out (it still routes on lookups and inline facts)."""
     ready = await request.app[SERVICE].readiness()
     body = {
         "status": "ready" if ready.ready else "not_ready",

@@ -74,7 +74,9 @@ class RouteRequest(_Strict):
     shared_id: ConversationId | None = Field(
         default=None, description="The id shared with the telephony platform (e.g. call SID)."
     )
-    ruleset: RulesetName = Field(default="default", description="Which ruleset decides.")
+    ruleset: RulesetName | None = Field(
+        default=None, description="Which ruleset decides (default: ROUTER_DEFAULT_RULESET)."
+    )
     context: dict[str, Any] = Field(
         default_factory=dict,
         description="What the platform knows (DNIS, ANI, IVR choice …): the `context` namespace.",

@@ -30,7 +30,7 @@ from router.http.models import (
     RulesetsResponse,
 )
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 """The contract version this document describes."""
 
 DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -192,8 +192,9 @@ def _paths() -> dict[str, Any]:
         "/readyz": {
             "get": _operation(
                 "readyz",
-                "Ready when every rule file has a valid version loaded (a store outage "
-                "does not fail readiness).",
+                "Ready while the default ruleset serves and no ruleset that served since "
+                "start-up is lost (a new invalid file or a store outage does not fail "
+                "readiness).",
                 {
                     **_ok("200", "ReadyResponse", "Ready."),
                     **_ok("503", "ReadyResponse", "Not ready; `reason` says why."),

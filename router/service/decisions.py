@@ -119,8 +119,8 @@ class DecisionService:
 
     @property
     def default_ruleset(self) -> str:
-        """The ruleset a request that names none is decided by."""
-        return "default"
+        """The ruleset a request that names none is decided by (``ROUTER_DEFAULT_RULESET``)."""
+        return self.settings.default_ruleset
 
     async def decide(self, request: DecisionRequest) -> Answer:
         """Route one call: gather its facts, decide, keep the decision, report it."""

@@ -36,7 +36,7 @@ async def test_in_flight_request_keeps_its_version(
     in_flight = asyncio.create_task(route())
     await eventually(lambda: fake.in_flight == 2)  # the request is waiting for its facts
     write_rules(rules_dir, "default.yaml", ruleset_yaml("default", "new-queue"))
-    assert reloader.reload().activated == ["default"]
+    assert reloader.reload(force=True).activated == ["default"]
     assert not in_flight.done()
     gate.set()  # its facts arrive only after the reload
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import REGISTRY
 
 from router.reload import RulesReloader
 from router.rules_registry import RulesRegistry
-from tests.reload.conftest import WATCH_SETTLE_S
+from tests.reload.conftest import WATCH_DEADLINE_S, FakeClock, Watching
 from tests.rules import ruleset_yaml, write_rules
 from tests.waiting import eventually
-
-Watching = Callable[[], RulesReloader]
 
 
 def queue_of(registry: RulesRegistry, name: str = "main") -> str | None:
@@ -83,7 +80,7 @@ def test_two_files_naming_one_ruleset_are_rejected(
     registry: RulesRegistry, rules_dir: Path
 ) -> None:
     write_rules(rules_dir, "a.yaml", ruleset_yaml("main", "q1"))
-    reloader = RulesReloader(registry, rules_dir)
+    reloader = RulesReloader(registry, rules_dir, settle_ms=0)
     reloader.reload()
     write_rules(rules_dir, "b.yaml", ruleset_yaml("main", "q2"))
     report = reloader.reload()
@@ -97,12 +94,16 @@ def test_two_files_naming_one_ruleset_are_rejected(
     assert registry.snapshot.last_reload_error is None
 
 
-def test_a_deleted_file_stops_being_served(registry: RulesRegistry, rules_dir: Path) -> None:
+def test_a_deleted_file_stops_being_served_after_the_grace(
+    registry: RulesRegistry, rules_dir: Path, clock: FakeClock
+) -> None:
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q1"))
     write_rules(rules_dir, "gone.yaml", ruleset_yaml("gone", "q9"))
-    reloader = RulesReloader(registry, rules_dir)
+    reloader = RulesReloader(registry, rules_dir, remove_grace_s=10, clock=clock)
     reloader.reload()
     (rules_dir / "gone.yaml").unlink()
+    assert reloader.reload().removed == []
+    clock.advance(10)
     assert reloader.reload().removed == ["gone"]
     assert registry.get("gone") is None
     assert registry.get("main") is not None
@@ -112,11 +113,10 @@ async def test_rewrite_activates_the_new_version(
     watching: Watching, registry: RulesRegistry, rules_dir: Path
 ) -> None:
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q1"))
-    watching()
-    await asyncio.sleep(WATCH_SETTLE_S)
+    await watching()
     before = reloads("ok")
     (rules_dir / "main.yaml").write_text(ruleset_yaml("main", "q2"), encoding="utf-8")
-    await eventually(lambda: queue_of(registry) == "q2")
+    await eventually(lambda: queue_of(registry) == "q2", WATCH_DEADLINE_S)
     assert reloads("ok") >= before + 1
 
 
@@ -124,11 +124,10 @@ async def test_invalid_file_keeps_the_last_good_version(
     watching: Watching, registry: RulesRegistry, rules_dir: Path
 ) -> None:
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q1"))
-    reloader = watching()
-    await asyncio.sleep(WATCH_SETTLE_S)
+    reloader = await watching()
     before = reloads("error")
     write_rules(rules_dir, "main.yaml", "ruleset: main\nrules:\n  - id: x\n    when: {nope: }\n")
-    await eventually(lambda: registry.snapshot.last_reload_error is not None)
+    await eventually(lambda: registry.snapshot.last_reload_error is not None, WATCH_DEADLINE_S)
     assert queue_of(registry) == "q1"
     assert reloads("error") == before + 1
     error = registry.snapshot.last_reload_error
@@ -142,16 +141,15 @@ async def test_failing_tests_keep_the_last_good_version(
     watching: Watching, registry: RulesRegistry, rules_dir: Path
 ) -> None:
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q1"))
-    watching()
-    await asyncio.sleep(WATCH_SETTLE_S)
+    await watching()
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q2", test_queue="q-expected"))
-    await eventually(lambda: registry.snapshot.last_reload_error is not None)
+    await eventually(lambda: registry.snapshot.last_reload_error is not None, WATCH_DEADLINE_S)
     assert queue_of(registry) == "q1"
     error = registry.snapshot.last_reload_error
     assert error is not None
     assert "tests failed" in error.message
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q3"))
-    await eventually(lambda: queue_of(registry) == "q3")
+    await eventually(lambda: queue_of(registry) == "q3", WATCH_DEADLINE_S)
     assert registry.snapshot.last_reload_error is None
 
 
@@ -159,20 +157,18 @@ async def test_editor_rename_save_is_seen(
     watching: Watching, registry: RulesRegistry, rules_dir: Path
 ) -> None:
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q1"))
-    watching()
-    await asyncio.sleep(WATCH_SETTLE_S)
+    await watching()
     swap = rules_dir / ".main.yaml.swp"
     swap.write_text(ruleset_yaml("main", "q2"), encoding="utf-8")
     os.replace(swap, rules_dir / "main.yaml")
-    await eventually(lambda: queue_of(registry) == "q2")
+    await eventually(lambda: queue_of(registry) == "q2", WATCH_DEADLINE_S)
 
 
 async def test_half_written_file_ends_on_the_complete_version(
     watching: Watching, registry: RulesRegistry, rules_dir: Path
 ) -> None:
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q1"))
-    reloader = watching()
-    await asyncio.sleep(WATCH_SETTLE_S)
+    reloader = await watching()
     text = ruleset_yaml("main", "q2")
     cut = text.index("route:") + 8  # mid flow-mapping: invalid YAML
     passes = reloader.passes
@@ -180,11 +176,13 @@ async def test_half_written_file_ends_on_the_complete_version(
         handle.write(text[:cut])
         handle.flush()
         os.fsync(handle.fileno())
-        await eventually(lambda: reloader.passes > passes)  # the watcher saw the half file
+        await eventually(
+            lambda: reloader.passes > passes, WATCH_DEADLINE_S
+        )  # the watcher saw the half file
         assert queue_of(registry) == "q1"
         handle.write(text[cut:])
-    await eventually(lambda: queue_of(registry) == "q2")
-    await eventually(lambda: registry.snapshot.last_reload_error is None)
+    await eventually(lambda: queue_of(registry) == "q2", WATCH_DEADLINE_S)
+    await eventually(lambda: registry.snapshot.last_reload_error is None, WATCH_DEADLINE_S)
 
 
 async def test_configmap_data_symlink_swap_is_seen(
@@ -196,10 +194,9 @@ async def test_configmap_data_symlink_swap_is_seen(
     (first / "main.yaml").write_text(ruleset_yaml("main", "q1"), encoding="utf-8")
     (rules_dir / "..data").symlink_to(first.name)
     (rules_dir / "main.yaml").symlink_to("..data/main.yaml")
-    reloader = watching()
+    reloader = await watching()
     assert queue_of(registry) == "q1"
     assert registry.snapshot.last_reload_error is None  # ..data is not read twice
-    await asyncio.sleep(WATCH_SETTLE_S)
 
     second = rules_dir / "..2026_11_29_10_05_00.2"
     second.mkdir()
@@ -209,7 +206,7 @@ async def test_configmap_data_symlink_swap_is_seen(
     for child in first.iterdir():
         child.unlink()
     first.rmdir()
-    await eventually(lambda: queue_of(registry) == "q2")
+    await eventually(lambda: queue_of(registry) == "q2", WATCH_DEADLINE_S)
     assert [Path(s).name for s in registry.snapshot.files_without_version] == []
     assert reloader.passes >= 2
 
@@ -218,11 +215,10 @@ async def test_request_reload_forces_a_pass(
     watching: Watching, registry: RulesRegistry, rules_dir: Path
 ) -> None:
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q1"))
-    reloader = watching()
-    await asyncio.sleep(WATCH_SETTLE_S)
+    reloader = await watching()
     passes, before = reloader.passes, reloads("ok")
     reloader.request_reload(force=True)
-    await eventually(lambda: reloader.passes > passes)
+    await eventually(lambda: reloader.passes > passes, WATCH_DEADLINE_S)
     assert reloads("ok") == before + 1
 
 
@@ -230,14 +226,14 @@ async def test_rules_folder_created_after_start_is_picked_up(
     registry: RulesRegistry, rules_dir: Path
 ) -> None:
     late = rules_dir / "later"
-    reloader = RulesReloader(registry, late, step_ms=50, debounce_ms=500)
+    reloader = RulesReloader(registry, late, step_ms=50, debounce_ms=200, settle_ms=100)
     reloader.reload()
     stop = asyncio.Event()
     task = asyncio.create_task(reloader.watch(stop))
     try:
         late.mkdir()
         write_rules(late, "main.yaml", ruleset_yaml("main", "q1"))
-        await eventually(lambda: queue_of(registry) == "q1")
+        await eventually(lambda: queue_of(registry) == "q1", WATCH_DEADLINE_S)
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, WATCH_DEADLINE_S)

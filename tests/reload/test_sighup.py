@@ -23,7 +23,7 @@ async def reloads_ok(http: aiohttp.ClientSession, url: str) -> float:
 
 async def test_sighup_forces_a_reload(rules_dir: Path) -> None:
     write_rules(rules_dir, "main.yaml", ruleset_yaml("main", "q1"))
-    served = await ServeProcess.start(rules_dir)
+    served = await ServeProcess.start(rules_dir, ROUTER_DEFAULT_RULESET="main")
     try:
         async with aiohttp.ClientSession() as http:
             assert await reloads_ok(http, served.url) == 1
@@ -33,7 +33,7 @@ async def test_sighup_forces_a_reload(rules_dir: Path) -> None:
             assert reloaded["forced"] is True
             assert await reloads_ok(http, served.url) == 2
             ready = await (await http.get(f"{served.url}/readyz")).json()
-            assert ready["status"] == "ready"
+            assert ready["status"] == "ready"  # "main" is the default ruleset
         served.send(signal.SIGTERM)
         assert await served.exit_code(within=10) == 0
     finally:
