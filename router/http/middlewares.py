@@ -72,7 +72,7 @@ async def handle_request(request: web.Request, handler: Handler) -> web.StreamRe
     4. log one ``request`` line (route template, never the raw path; probes at debug),
        unless the handler already logged the call (a routed call's ``decision`` line).
     """
-    arrival = request[ARRIVAL] = time.monotonic()
+    arrival = request[ARRIVAL] = arrival_of(request, time.monotonic())
     if request.method == "POST":
         # Let every request that arrived in this turn of the loop note its arrival before
         # any of them does its work: a burst's budgets then start when its bytes came in,
@@ -104,6 +104,34 @@ async def handle_request(request: web.Request, handler: Handler) -> web.StreamRe
         return response
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
+
+
+REQUEST_START_HEADER = "X-Request-Start"
+_LONGEST_QUEUE_S = 60.0
+
+
+def arrival_of(request: web.Request, now: float) -> float:
+    """When the request arrived, on the monotonic clock: ``now``, or earlier when a load
+    balancer in front stamped ``X-Request-Start`` (``t=<unix time>`` in seconds, milli- or
+    microseconds, as HAProxy, nginx and Heroku write it), so time spent queued before the
+    router counts against the budget. A stamp in the future, unreadable or more than a
+    minute old is ignored."""
+    stamp = request.headers.get(REQUEST_START_HEADER)
+    if not stamp:
+        return now
+    text = stamp.strip().removeprefix("t=")
+    try:
+        value = float(text)
+    except ValueError:
+        return now
+    if value > 1e14:
+        value /= 1e6  # microseconds
+    elif value > 1e11:
+        value /= 1e3  # milliseconds
+    queued = time.time() - value
+    if not 0.0 < queued < _LONGEST_QUEUE_S:
+        return now
+    return now - queued
 
 
 def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:

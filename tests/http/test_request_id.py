@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -41,3 +42,25 @@ async def test_404_carries_the_request_id(client: Any) -> None:
     resp = await client.get("/nowhere", headers={**AUTH, "X-Request-ID": "rid-404"})
     assert resp.status == 404
     assert resp.headers["X-Request-ID"] == "rid-404"
+
+
+async def test_a_load_balancers_request_start_counts_against_the_budget(client: Any) -> None:
+    queued_since = time.time() - 0.2  # the balancer held it for 200 ms
+    resp = await client.post(
+        "/v1/route",
+        json={"conversation_id": "c-lb", "handoff": {}, "state": {}, "budget_ms": 1000},
+        headers={**AUTH, "X-Request-Start": f"t={int(queued_since * 1e6)}"},
+    )
+    assert resp.status == 200
+    assert (await resp.json())["elapsed_ms"] >= 200
+
+
+@pytest.mark.parametrize("stamp", ["t=soon", "t=99999999999999999", "t=1", ""])
+async def test_an_unusable_request_start_is_ignored(client: Any, stamp: str) -> None:
+    resp = await client.post(
+        "/v1/route",
+        json={"conversation_id": "c-lb2", "handoff": {}, "state": {}},
+        headers={**AUTH, "X-Request-Start": stamp},
+    )
+    assert resp.status == 200
+    assert (await resp.json())["elapsed_ms"] < 1000
