@@ -508,69 +508,63 @@ def _percentile(ordered: Sequence[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def time_pass(
-    call: Callable[[Any], Any], args: Sequence[Any], *, budget_ns: int, min_calls: int
-) -> tuple[list[int], list[Any]]:
-    """One pass: time ``call(arg)`` for each argument in turn, gc off.
-
-    Stops early once ``budget_ns`` is spent and ``min_calls`` are done; inputs are
-    in random order, so a pass cut short has still timed a random sample of them.
-    """
-    clock = time.perf_counter_ns
-    times: list[int] = []
-    results: list[Any] = []
-    gc.collect()
-    gc.disable()
-    try:
-        deadline = clock() + budget_ns
-        for arg in args:
-            t0 = clock()
-            result = call(arg)
-            t1 = clock()
-            times.append(t1 - t0)
-            results.append(result)
-            if t1 > deadline and len(times) >= min_calls:
-                break
-    finally:
-        gc.enable()
-    return times, results
-
-
 def run_engines(
     engines: Sequence[Engine], cases: Sequence[Case], opts: argparse.Namespace
 ) -> list[Timing]:
-    """Warm every engine up, then time them pass by pass, taking turns.
+    """Warm every engine up, then time them in passes over the inputs, taking turns.
 
-    Taking turns spreads a burst of load from other processes over all engines
-    instead of landing on one, and an input's best pass then filters it out.
-    Each engine has ``opts.budget_s`` of timed calls over all its passes; the
-    first pass times at least ``opts.min_inputs`` inputs.
+    Within a pass the engines take turns every ``opts.turn`` inputs, so a burst of
+    load from another process (milliseconds) lands on all of them rather than on one:
+    even one-pass figures of two engines in the same run compare fairly. Each call is
+    timed alone (``perf_counter_ns``), gc off during a pass. Each engine has
+    ``opts.budget_s`` of timed calls over all its passes; the first pass times at least
+    ``opts.min_inputs`` inputs, and an engine out of time stops (inputs are in random
+    order, so it has still timed a random sample).
     """
+    clock = time.perf_counter_ns
     budget_ns = int(opts.budget_s * 1e9)
     args = [[e.prepare(c) for c in cases] for e in engines]
     for engine, arg in zip(engines, args, strict=True):
-        warm_until = time.perf_counter_ns() + budget_ns // 10
+        warm_until = clock() + budget_ns // 10
         for a in arg[: opts.warmup]:
             engine.call(a)
-            if time.perf_counter_ns() > warm_until:
+            if clock() > warm_until:
                 break
     passes: list[list[list[int]]] = [[] for _ in engines]
     answers: list[list[Any]] = [[] for _ in engines]
     spent = [0] * len(engines)
     for k in range(opts.passes):
-        for i, engine in enumerate(engines):
-            if spent[i] >= budget_ns or (passes[i] and len(passes[i][-1]) < len(cases)):
-                continue  # out of time: the last pass was already cut short
-            times, results = time_pass(
-                engine.call,
-                args[i],
-                budget_ns=budget_ns - spent[i],
-                min_calls=opts.min_inputs if k == 0 else 0,
-            )
-            spent[i] += sum(times)
-            passes[i].append(times)
-            if k == 0:
-                answers[i] = results
+        running = [
+            i
+            for i in range(len(engines))
+            if spent[i] < budget_ns and not (passes[i] and len(passes[i][-1]) < len(cases))
+        ]
+        for i in running:
+            passes[i].append([])
+        minimum = opts.min_inputs if k == 0 else 0
+        stopped: set[int] = set()
+        gc.collect()
+        gc.disable()
+        try:
+            for start in range(0, len(cases), opts.turn):
+                for i in running:
+                    if i in stopped:
+                        continue
+                    call, times = engines[i].call, passes[i][-1]
+                    results = answers[i] if k == 0 else None
+                    for arg in args[i][start : start + opts.turn]:
+                        t0 = clock()
+                        result = call(arg)
+                        t1 = clock()
+                        times.append(t1 - t0)
+                        spent[i] += t1 - t0
+                        if results is not None:
+                            results.append(result)
+                        if spent[i] > budget_ns and len(times) >= minimum:
+                            stopped.add(i)
+                            break
+        finally:
+            gc.enable()
     timings: list[Timing] = []
     for engine, timed, results in zip(engines, passes, answers, strict=True):
         chosen = [engine.rule_of(r) for r in results]
@@ -1056,6 +1050,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=500, help="untimed calls before timing")
     parser.add_argument(
+        "--turn", type=int, default=50, help="inputs an engine runs before the next takes a turn"
+    )
+    parser.add_argument(
         "--load-size", type=int, default=10_000, help="rules in the load test (0: skip)"
     )
     parser.add_argument("--load-repeats", type=int, default=3)
@@ -1096,16 +1093,16 @@ def wanted(opts: argparse.Namespace, *names: str) -> bool:
 
 
 LEGEND = """\
-One decision per call, timed alone (perf_counter_ns), gc off, after a warm-up; every engine
-gets the same rules and inputs (peers read `during: office` as a boolean input `office_open`
-computed beforehand, since they have no time zones). p50/p99/mean µs: over every call of the
-first pass (what a caller sees, moments another process held the CPU included); p50/p99 best:
-over the inputs, each at its best of the passes (filters those moments out). ×ours: ratio to
-router's one-pass figure. disagree: inputs where the engine chose another
-rule than router. own p50: the engine's self-reported time (zen: the Rust core alone, without
-the Python <-> Rust conversion). Floors: the same call with no rules (router: an empty rule
-list; zen: an empty table), i.e. the fixed cost of a decision. harness: a no-op call (what the
-timing loop itself adds)."""
+One decision per call, timed alone (perf_counter_ns), gc off, after a warm-up; the engines
+take turns every 50 inputs (--turn) and all get the same rules and inputs (peers read
+`during: office` as a boolean input `office_open` computed beforehand, since they have no
+time zones). p50/p99/mean µs: over every call of the first pass (what a caller sees, moments
+another process held the CPU included); p50/p99 best: over the inputs, each at its best of
+the passes (filters those moments out). ×ours: ratio to router's one-pass figure. disagree:
+inputs where the engine chose another rule than router. own p50: the engine's self-reported
+time (zen: the Rust core alone, without the Python <-> Rust conversion). Floors: the same
+call with no rules (router: an empty rule list; zen: an empty table), i.e. the fixed cost
+of a decision. harness: a no-op call (what the timing loop itself adds)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
