@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
-from router.engine.compile import ConditionError, parse_when, signature
+from router.engine.compile import ConditionError, Node, parse_when, signature
 from router.engine.decide import Rule, RuleSet
 from router.engine.model import (
     NAME_PATTERN,
@@ -342,11 +342,12 @@ class _Builder:
             return []
         rules: list[Rule] = []
         first_line: dict[str, int] = {}
+        shared: dict[Any, Node] = {}  # conditions written alike compile once (compile.py)
         for i, body in enumerate(raw):
             loc: Loc = ("rules", i)
             model: RuleModel | None = self.validate(RuleModel, body, loc)
             node, errors = parse_when(
-                body.get("when") if isinstance(body, dict) else None, schedules
+                body.get("when") if isinstance(body, dict) else None, schedules, shared
             )
             for problem in errors:
                 self._condition_problem(problem, (*loc, "when"))

@@ -406,8 +406,9 @@ def make_leaf(path: str, ops: tuple[Op, ...], ignore_case: bool) -> Leaf:
     return Leaf(path, namespace, keys, ops, ignore_case, test, why, cost)
 
 
-def _cheapest_first(children: tuple[Node, ...]) -> tuple[Test, ...]:
-    return tuple(child.test for child in sorted(children, key=lambda child: child.cost))
+def _cheapest_first(children: tuple[Node, ...], last: Node | None = None) -> tuple[Test, ...]:
+    ordered = sorted(children, key=lambda child: (child is last, child.cost))
+    return tuple(child.test for child in ordered)
 
 
 def _blame(children: tuple[Node, ...], result: bool | None, scope: Scope) -> Failure | None:
@@ -418,8 +419,13 @@ def _blame(children: tuple[Node, ...], result: bool | None, scope: Scope) -> Fai
     return None
 
 
-def make_all(children: tuple[Node, ...]) -> All:
-    tests = _cheapest_first(children)
+def make_all(children: tuple[Node, ...], last: Node | None = None) -> All:
+    """``all``: false if a child is false, else unknown if one is unknown, else true.
+
+    ``last`` is a child to test after the others: the candidate index files a rule under
+    one of its conditions, which then holds for nearly every input the index offers it.
+    """
+    tests = _cheapest_first(children, last)
 
     def test(scope: Scope) -> bool | None:
         unknown = False
@@ -528,13 +534,19 @@ def make_during(schedule: Schedule, outside: bool) -> During:
 
 
 def parse_when(
-    raw: Any, schedules: Mapping[str, Schedule]
+    raw: Any, schedules: Mapping[str, Schedule], shared: dict[Any, Node] | None = None
 ) -> tuple[Node | None, list[ConditionError]]:
-    """Compile a rule's ``when`` mapping. Returns the node (``None`` = always) and problems."""
+    """Compile a rule's ``when`` mapping. Returns the node (``None`` = always) and problems.
+
+    Pass the same ``shared`` dict for every rule of a file: a path condition or schedule
+    written the same way in several rules then compiles once, to one node. Big rulesets
+    repeat a few conditions thousands of times (``state.customer_tier: gold``); sharing
+    them keeps the ruleset small and the closures a decision runs in the CPU's caches.
+    """
     errors: list[ConditionError] = []
     if raw is None:
         return None, errors
-    node = _mapping(raw, (), schedules, errors)
+    node = _mapping(raw, (), schedules, errors, {} if shared is None else shared)
     if errors:
         return None, errors
     if isinstance(node, All) and not node.children:
@@ -547,6 +559,7 @@ def _mapping(
     at: tuple[str | int, ...],
     schedules: Mapping[str, Schedule],
     errors: list[ConditionError],
+    shared: dict[Any, Node],
 ) -> Node:
     if not isinstance(raw, dict):
         errors.append(
@@ -560,9 +573,14 @@ def _mapping(
         here = (*at, key)
         try:
             if key in COMBINATORS:
-                children.append(_combinator(key, value, here, schedules, errors))
+                children.append(_combinator(key, value, here, schedules, errors, shared))
             elif "." in key:
-                children.append(_path(key, value, here))
+                # repr tells 1, 1.0, true and "1" apart, and keeps the operators' order.
+                token = (key, repr(value))
+                leaf = shared.get(token)
+                if leaf is None:
+                    leaf = shared[token] = _path(key, value, here)
+                children.append(leaf)
             else:
                 errors.append(_unknown_condition_key(key, here))
         except ConditionError as exc:
@@ -601,12 +619,13 @@ def _combinator(
     here: tuple[str | int, ...],
     schedules: Mapping[str, Schedule],
     errors: list[ConditionError],
+    shared: dict[Any, Node],
 ) -> Node:
     if key in ("all", "any"):
         if not isinstance(value, list) or not value:
             raise ConditionError(f"'{key}' takes a non-empty list of conditions", here)
         children = tuple(
-            _mapping(item, (*here, i), schedules, errors) for i, item in enumerate(value)
+            _mapping(item, (*here, i), schedules, errors, shared) for i, item in enumerate(value)
         )
         return make_all(children) if key == "all" else make_any(children)
     if key == "not":
@@ -614,7 +633,7 @@ def _combinator(
             raise ConditionError(
                 "'not' takes one condition mapping, e.g. not: {state.tier: gold}", here
             )
-        return make_not(_mapping(value, here, schedules, errors))
+        return make_not(_mapping(value, here, schedules, errors, shared))
     if not isinstance(value, str):
         raise ConditionError(f"'{key}' takes the name of a schedule", here)
     schedule = schedules.get(value)
@@ -625,7 +644,11 @@ def _combinator(
         raise ConditionError(
             f"unknown schedule '{value}'{did_you_mean(value, schedules)} (schedules: {known})", here
         )
-    return make_during(schedule, key == "outside")
+    token = (key, schedule.name)
+    node = shared.get(token)
+    if node is None:
+        node = shared[token] = make_during(schedule, key == "outside")
+    return node
 
 
 def _path(path: str, matcher: Any, here: tuple[str | int, ...]) -> Leaf:
@@ -762,6 +785,15 @@ def _op(name: str, expected: Any, ignore_case: bool, here: tuple[str | int, ...]
 
 def _frozen(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def deferring(node: Node | None, last: Node | None) -> Node | None:
+    """``node`` testing ``last``, one of its ``all``'s conditions, after the others."""
+    if last is None or not isinstance(node, All):
+        return node
+    if not any(child is last for child in node.children):
+        return node
+    return make_all(node.children, last)
 
 
 def signature(node: Node | None) -> Any:

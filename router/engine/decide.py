@@ -8,7 +8,16 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from router.engine.compile import NAMESPACES, Node, Scope, Test, Why, always, always_why
+from router.engine.compile import (
+    NAMESPACES,
+    Node,
+    Scope,
+    Test,
+    Why,
+    always,
+    always_why,
+    deferring,
+)
 from router.engine.index import CandidateIndex
 from router.engine.problems import Problem
 from router.engine.routes import Route
@@ -89,10 +98,17 @@ class RuleSet:
     whys: tuple[Why, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        conditions = [rule.when for rule in self.rules]
-        object.__setattr__(self, "index", CandidateIndex(conditions))
-        object.__setattr__(self, "checks", tuple(rule_check(node) for node in conditions))
-        object.__setattr__(self, "whys", tuple(rule_why(node) for node in conditions))
+        index = CandidateIndex([rule.when for rule in self.rules])
+        # A rule the index offers almost always meets the condition it is filed under:
+        # its other conditions go first (the result does not depend on the order).
+        rules = tuple(
+            rule if leaf is None else replace(rule, when=deferring(rule.when, leaf))
+            for rule, leaf in zip(self.rules, index.filed, strict=True)
+        )
+        object.__setattr__(self, "rules", rules)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "checks", tuple(rule_check(rule.when) for rule in rules))
+        object.__setattr__(self, "whys", tuple(rule_why(rule.when) for rule in rules))
 
     # --- public API -------------------------------------------------------------------
 

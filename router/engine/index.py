@@ -65,7 +65,7 @@ def _indexable(node: Node | None) -> list[Leaf]:
 class CandidateIndex:
     """Rule positions worth testing for a given input, in file order."""
 
-    __slots__ = ("_always", "_paths")
+    __slots__ = ("_always", "_paths", "filed")
 
     def __init__(self, conditions: Sequence[Node | None]) -> None:
         options = [_indexable(node) for node in conditions]
@@ -81,11 +81,14 @@ class CandidateIndex:
         always: list[int] = []
         buckets: dict[str, dict[str, defaultdict[Any, list[int]]]] = {}
         origin: dict[str, Leaf] = {}
+        filed: list[Leaf | None] = []
         for position, leaves in enumerate(options):
             if not leaves:
                 always.append(position)
+                filed.append(None)
                 continue
             leaf = max(leaves, key=lambda item: distinct[item.path])
+            filed.append(leaf)
             origin.setdefault(leaf.path, leaf)
             maps = buckets.setdefault(
                 leaf.path, {kind: defaultdict(list) for kind in ("t", "f", "n", "b")}
@@ -100,6 +103,8 @@ class CandidateIndex:
                 else:
                     maps["t"][value].append(position)
         self._always = tuple(always)
+        self.filed = tuple(filed)
+        """The condition each rule is filed under (``None``: tested for every input)."""
         self._paths = tuple(
             _PathIndex(
                 origin[path].namespace,
