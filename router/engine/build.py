@@ -140,6 +140,7 @@ class _Builder:
         self.problems: list[Problem] = []
         self._lines: list[str] | None = None
         self._rule_locs: dict[str, Loc] = {}
+        self._templates: dict[tuple[str, int], Template] = {}
         self.name: str | None = None
         """The ruleset name the file declares (set by :meth:`build`, even with errors)."""
         self.test_count = 0
@@ -430,11 +431,16 @@ class _Builder:
         )
 
     def _template(self, text: str, loc: Loc, limit: int) -> Template | None:
+        """A label or attribute template; the same text in many routes parses once."""
+        template = self._templates.get((text, limit))
+        if template is not None:
+            return template
         try:
-            return parse_template(text, limit)
+            template = self._templates[text, limit] = parse_template(text, limit)
         except TemplateError as exc:
             self.error(loc, str(exc), offset=exc.offset)
             return None
+        return template
 
     def _tests(self, raw: Any, rule_ids: set[str], clocked: bool) -> list[TestCase]:
         if not isinstance(raw, list):

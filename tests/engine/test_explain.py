@@ -218,3 +218,23 @@ def test_decide_never_runs_the_trace_closures(ruleset):
         )
     with pytest.raises(AssertionError, match="why closure"):
         traced.explain({}, conversation_id="c")
+
+
+def test_the_condition_a_rule_is_indexed_under_is_still_reported_first_when_written_first():
+    # The index files this rule under handoff.intent and decide tests it last.
+    ruleset = compile_doc(
+        {
+            "rules": [
+                {
+                    "id": "r",
+                    "when": {"handoff.intent": "refund", "state.tier": "gold"},
+                    "route": {"queue": "q"},
+                },
+                {"id": "other", "when": {"handoff.intent": "sales"}, "route": {"queue": "s"}},
+            ],
+            "default": {"queue": "d"},
+        }
+    )
+    facts = {"handoff": {"intent": "sales"}, "state": {"tier": "silver"}}
+    failure = by_rule(ruleset.explain(facts))["r"]["condition"]
+    assert (failure["path"], failure["actual"]) == ("handoff.intent", "sales")
