@@ -10,6 +10,14 @@ YAML parse of the same file, and the memory that ruleset keeps.
     python bench/rules_bench.py --quick           # smoke test (seconds)
     python bench/rules_bench.py --sizes 100,1000 --inputs 2000 --json /tmp/r.json
     python bench/rules_bench.py --profile         # + pyinstrument on our decide loop
+    python bench/rules_bench.py --sizes 10000 --engines none --load-size 0 \
+        --baseline-src /tmp/before                # router against another version of it
+
+Latencies are counted two ways: over every call of one pass (what a caller
+sees) and over each input's best of the passes (best-of-N, filtering out the
+moments another process held the CPU). ``--baseline-src DIR`` also times the
+``router`` package in DIR (e.g. ``git archive <commit> router | tar -x -C DIR``)
+side by side, taking turns with this one, so before/after share one run.
 
 Peers cannot evaluate schedules in a time zone, so for them ``during: office``
 becomes a boolean input field ``office_open``, computed before timing from the
@@ -590,7 +598,7 @@ def _peer_facts(c: Case) -> dict[str, Any]:
 def router_engines(path: Path) -> tuple[list[Engine], Any]:
     """Our engine, indexed (``RuleSet.decide``) and as a naive in-order scan of the same rules."""
     from router import load_rules
-    from router.engine.decide import decide_by_scan
+    from router.engine import decide_by_scan
 
     t0 = time.perf_counter()
     (ruleset,) = load_rules(path).values()
