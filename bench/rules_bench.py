@@ -516,6 +516,10 @@ def _percentile(ordered: Sequence[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+REWARM = 20
+"""Untimed calls an engine makes at the start of each turn (see :func:`run_engines`)."""
+
+
 def run_engines(
     engines: Sequence[Engine], cases: Sequence[Case], opts: argparse.Namespace
 ) -> list[Timing]:
@@ -523,8 +527,11 @@ def run_engines(
 
     Within a pass the engines take turns every ``opts.turn`` inputs, so a burst of
     load from another process (milliseconds) lands on all of them rather than on one:
-    even one-pass figures of two engines in the same run compare fairly. Each call is
-    timed alone (``perf_counter_ns``), gc off during a pass. Each engine has
+    even one-pass figures of two engines in the same run compare fairly. An engine
+    starts each turn with ``REWARM`` untimed calls on the inputs just before it, so no
+    engine pays in its timed calls for the CPU caches the previous one's turn cooled
+    (as if each ran its pass alone). Each call is timed alone (``perf_counter_ns``), gc
+    off during a pass. Each engine has
     ``opts.budget_s`` of timed calls over all its passes; the first pass times at least
     ``opts.min_inputs`` inputs, and an engine out of time stops (inputs are in random
     order, so it has still timed a random sample).
@@ -560,6 +567,9 @@ def run_engines(
                         continue
                     call, times = engines[i].call, passes[i][-1]
                     results = answers[i] if k == 0 else None
+                    before = args[i][max(0, start - REWARM) : start] or args[i][-REWARM:]
+                    for arg in before:
+                        call(arg)
                     for arg in args[i][start : start + opts.turn]:
                         t0 = clock()
                         result = call(arg)
@@ -1058,7 +1068,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=500, help="untimed calls before timing")
     parser.add_argument(
-        "--turn", type=int, default=50, help="inputs an engine runs before the next takes a turn"
+        "--turn", type=int, default=500, help="inputs an engine runs before the next takes a turn"
     )
     parser.add_argument(
         "--load-size", type=int, default=10_000, help="rules in the load test (0: skip)"
@@ -1102,7 +1112,7 @@ def wanted(opts: argparse.Namespace, *names: str) -> bool:
 
 LEGEND = """\
 One decision per call, timed alone (perf_counter_ns), gc off, after a warm-up; the engines
-take turns every 50 inputs (--turn) and all get the same rules and inputs (peers read
+take turns every 500 inputs (--turn) and all get the same rules and inputs (peers read
 `during: office` as a boolean input `office_open` computed beforehand, since they have no
 time zones). p50/p99/mean µs: over every call of the first pass (what a caller sees, moments
 another process held the CPU included); p50/p99 best: over the inputs, each at its best of
