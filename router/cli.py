@@ -104,7 +104,9 @@ class NotRun:
 
 def _not_run(file: FileLoad) -> NotRun:
     errors = file.errors
-    if len(errors) == 1:
+    if not errors:
+        reason = "it does not load"
+    elif len(errors) == 1:
         reason = errors[0].message
     else:
         reason = f"{len(errors)} errors (first: line {errors[0].line}: {errors[0].message})"
