@@ -102,9 +102,11 @@ def _replaced(entry: _Entry, records: Sequence[_Record]) -> _Entry:
 
 
 def _named(kind: str, values: Mapping[str, JSONMap | None], expires_at: float) -> list[_Record]:
-    """Records of ``kind`` for the values given (those not ``None``), by name."""
+    """Records of ``kind`` for the values given (those not ``None``), by name. Cached lookups
+    are upstream answers orjson parsed (no NaN can be in them); pushes may hold anything."""
+    dumps = codec.dumps_trusted if kind == _CACHED else codec.dumps
     return [
-        (kind, name, expires_at, codec.dumps(dict(value)))
+        (kind, name, expires_at, dumps(dict(value)))
         for name, value in values.items()
         if value is not None
     ]
@@ -275,7 +277,7 @@ class MemoryStore:
         """Keep ``decision`` (as JSON, like a shared store would) under its ids, and cache
         ``lookups`` under the same ids for ``cache_ttl_s`` seconds."""
         now = self._clock()
-        record: _Record = (_DECISION, "", now + ttl_s, codec.dumps_decision(decision))
+        record: _Record = (_DECISION, "", now + ttl_s, codec.dumps_trusted(decision))
         raw_cid, raw_sid = decision.get("conversation_id"), decision.get("shared_id")
         cid = raw_cid if isinstance(raw_cid, str) else None
         sid = raw_sid if isinstance(raw_sid, str) else None
