@@ -242,6 +242,60 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+# --- replay -----------------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """Decide recorded decisions again with the candidate rules; report what would change."""
+    import asyncio
+    from datetime import UTC
+
+    from router.records import Replay, render_text
+    from router.records.sources import (
+        SourceError,
+        is_store_url,
+        parse_duration,
+        replay_file,
+        replay_store,
+    )
+
+    try:
+        since = None if args.since is None else datetime.now(UTC) - parse_duration(args.since)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    source: str = args.source
+    if not is_store_url(source) and not Path(source).is_file():
+        raise UsageError(f"--from {source}: no such record file (or a redis:// store URL)")
+    rulesets, problems = load_path(args.candidate)
+    errors, _ = _counts(problems)
+    if errors:
+        for problem in problems:
+            sys.stderr.write(f"{problem}\n")
+        sys.stderr.write(f"router replay: the candidate does not pass router check ({errors})\n")
+        return EXIT_FAILED
+    replay = Replay(rulesets, since=since)
+    try:
+        if is_store_url(source):
+            cutoff = None if since is None else since.timestamp()
+            asyncio.run(replay_store(replay, source, since=cutoff))
+        else:
+            replay_file(replay, Path(source))
+    except SourceError as exc:
+        raise UsageError(f"--from: {exc}") from None
+    report = replay.report()
+    for skipped in report.unreadable:
+        sys.stderr.write(f"{skipped.where}: skipped: {skipped.reason}\n")
+    if report.unreadable_count > len(report.unreadable):
+        sys.stderr.write(
+            f"… and {report.unreadable_count - len(report.unreadable)} more unreadable records\n"
+        )
+    if args.format == "json":
+        _dump(report.to_dict(), out)
+    else:
+        out.write(render_text(report))
+    return EXIT_OK
+
+
 # --- schema / serve ---------------------------------------------------------------------
 
 
@@ -324,6 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=("text", "json"), default="text")
     explain.add_argument("input", help="INPUT.json (or - for standard input)")
     explain.set_defaults(handler=cmd_explain)
+
+    replay = commands.add_parser(
+        "replay", help="decide recorded decisions again with candidate rules: what would change"
+    )
+    replay.add_argument("candidate", type=Path, help="candidate rules: a file or folder")
+    replay.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="SOURCE",
+        help="a record file (ROUTER_RECORD_FILE) or a store URL (redis://…)",
+    )
+    replay.add_argument(
+        "--since", default=None, metavar="DURATION", help="only records this recent (24h, 7d…)"
+    )
+    replay.add_argument("--format", choices=("text", "json"), default="text")
+    replay.set_defaults(handler=cmd_replay)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of rule files")
     schema.set_defaults(handler=cmd_schema)

@@ -12,7 +12,7 @@ from router.engine.compile import NAMESPACES, All, AnyOf, Leaf, Node, Not, Scope
 from router.engine.index import CandidateIndex
 from router.engine.problems import Problem
 from router.engine.routes import Route
-from router.engine.values import MISSING, snake_case_aliases
+from router.engine.values import MISSING, UNRECORDED, snake_case_aliases
 
 Outcome = Literal["matched", "default", "fallback"]
 
@@ -205,6 +205,50 @@ def decide_by_scan(
     return ruleset._decision(scope, None, degraded, conversation_id, shared_id)
 
 
+def decide_replayed(
+    ruleset: RuleSet,
+    facts: Mapping[str, Mapping[str, Any] | None],
+    *,
+    conversation_id: str | None = None,
+    shared_id: str | None = None,
+    at: datetime | None = None,
+) -> tuple[Decision, bool]:
+    """:func:`decide_by_scan`, and whether a value not recorded could have changed it.
+
+    ``facts`` hold :data:`~router.engine.values.UNRECORDED` where a recorded decision's
+    value was removed. The decision is uncertain when a rule tested before the chosen one
+    (or any rule, when none is chosen) was unknown after reading such a value: with the
+    real value it might have matched. A rule that holds, or fails, whatever the value
+    (three-valued logic) leaves the decision certain.
+    """
+    scope, degraded = ruleset._scope(facts, at)
+    uncertain = False
+    for position, check in enumerate(ruleset.checks):
+        scope.unrecorded = False
+        result = check(scope)
+        if result is True:
+            decision = ruleset._decision(scope, position, degraded, conversation_id, shared_id)
+            return decision, uncertain
+        if result is None and scope.unrecorded:
+            uncertain = True
+    return ruleset._decision(scope, None, degraded, conversation_id, shared_id), uncertain
+
+
+def paths_read(ruleset: RuleSet) -> frozenset[str]:
+    """Every fact path the ruleset's conditions read (``state.tier`` …)."""
+    found: set[str] = set()
+    pending: list[Node] = [rule.when for rule in ruleset.rules if rule.when is not None]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Leaf):
+            found.add(node.path)
+        elif isinstance(node, All | AnyOf):
+            pending.extend(node.children)
+        elif isinstance(node, Not):
+            pending.append(node.child)
+    return frozenset(found)
+
+
 def rule_check(node: Node | None) -> Test:
     """The closure a decision runs for a rule's ``when``."""
     return always if node is None else node.test
@@ -227,14 +271,15 @@ def _explain(node: Node | None, scope: Scope) -> tuple[bool | None, dict[str, An
     if node is None:
         return True, None
     if isinstance(node, Leaf):
-        if scope.facts[node.namespace] is None:
+        if scope.facts[node.namespace] is None or node.read(scope) is UNRECORDED:
+            unrecorded = scope.facts[node.namespace] is not None
             op = node.ops[0]
             return None, {
                 "path": node.path,
                 "op": op.name,
                 "expected": _plain(op.expected),
                 "actual": None,
-                "reason": f"source '{node.namespace}' failed",
+                "reason": "not recorded" if unrecorded else f"source '{node.namespace}' failed",
             }
         value = node.read(scope)
         for op in node.ops:

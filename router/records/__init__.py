@@ -14,8 +14,7 @@ from router.records.facts import (
     sensitive_paths,
 )
 from router.records.record import BadRecord, Record, decode_record, encode_record
-from router.records.replay import ChangeGroup, Replay, ReplayReport
-from router.records.sources import replay_file
+from router.records.replay import ChangeGroup, Replay, ReplayReport, render_text
 from router.records.writer import RecordFile
 
 __all__ = [
@@ -30,6 +29,6 @@ __all__ = [
     "decode_record",
     "encode_record",
     "recorded_facts",
-    "replay_file",
+    "render_text",
     "sensitive_paths",
 ]

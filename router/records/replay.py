@@ -17,9 +17,10 @@ records that cannot be read, are ``skipped``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from router.engine.decide import Decision, RuleSet, decide_replayed, paths_read
@@ -30,6 +31,16 @@ EXAMPLES = 5
 """Decision ids shown per group of changes."""
 MAX_UNREADABLE = 100
 """Unreadable records listed by place (all are counted)."""
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``24h``, ``7d`` or a sum of them (``1h30m``); ``ValueError`` else."""
+    parts = _DURATION.findall(text.strip())
+    if not parts or "".join(f"{n}{u}" for n, u in parts) != text.strip():
+        raise ValueError(f"'{text}' is not a duration such as 90s, 15m, 24h, 7d or 1h30m")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
 
 
 @dataclass(slots=True)
@@ -94,7 +105,9 @@ class ReplayReport:
             },
             "unreadable": [{"where": u.where, "reason": u.reason} for u in self.unreadable],
             "uncertain_examples": list(self.uncertain_examples),
-            "candidate": [{"ruleset": name, "version": version} for name, version in self.candidates],
+            "candidate": [
+                {"ruleset": name, "version": version} for name, version in self.candidates
+            ],
         }
         if self.stopped is not None:
             document["stopped"] = self.stopped
@@ -253,3 +266,48 @@ def with_unrecorded(
         else:
             parent[keys[-1]] = UNRECORDED
     return out
+
+
+def render_text(report: ReplayReport) -> str:
+    """The report for a person in a terminal: totals, then each group of changes with its
+    count and a few decision ids, the largest first."""
+    lines: list[str] = []
+    names = ", ".join(f"{name} ({version[:19]}…)" for name, version in report.candidates)
+    lines.append(f"replayed {report.replayed:,} recorded decisions with {names}")
+    width = len(f"{max(report.replayed, report.skipped, 1):,}")
+    lines.append(f"  unchanged  {report.unchanged:>{width},}")
+    lines.append(f"  changed    {report.changed:>{width},}")
+    uncertain = f"  uncertain  {report.uncertain:>{width},}"
+    if report.uncertain:
+        uncertain += "  (a value not recorded, e.g. a sensitive one, could change these)"
+    lines.append(uncertain)
+    skipped = f"  skipped    {report.skipped:>{width},}"
+    if report.skipped:
+        skipped += (
+            f"  ({report.other_ruleset:,} of another ruleset, "
+            f"{report.unreadable_count:,} unreadable)"
+        )
+    lines.append(skipped)
+    if report.stopped is not None:
+        lines.append(f"stopped early: {report.stopped}")
+    if report.changes:
+        lines.append("")
+        lines.append("changes (old rule → new rule, old queue → new queue):")
+        count_width = len(f"{report.changes[0].count:,}")
+        for group in report.changes:
+            rules = f"{_rule(group.from_rule)} → {_rule(group.to_rule)}"
+            queues = (
+                f"queue {group.from_queue}"
+                if group.from_queue == group.to_queue
+                else f"queue {group.from_queue} → {group.to_queue}"
+            )
+            lines.append(f"  {group.count:>{count_width},}  {rules}   {queues}")
+            lines.append(f"  {'':>{count_width}}  e.g. {', '.join(group.examples)}")
+    if report.uncertain_examples:
+        lines.append("")
+        lines.append(f"uncertain, e.g. {', '.join(report.uncertain_examples)}")
+    return "\n".join(lines) + "\n"
+
+
+def _rule(rule: str | None) -> str:
+    return rule if rule is not None else "(default/fallback)"

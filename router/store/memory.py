@@ -290,12 +290,15 @@ class MemoryStore:
         if record is not None and self._records is not None:
             self._records.append(record)
         now = self._clock()
-        record: _Record = (_DECISION, "", now + ttl_s, codec.dumps_decision(decision))
         raw_cid, raw_sid = decision.get("conversation_id"), decision.get("shared_id")
         cid = raw_cid if isinstance(raw_cid, str) else None
         sid = raw_sid if isinstance(raw_sid, str) else None
-        for key in _keys(cid, sid):
-            self._write(key, now, [record])
+        keys = _keys(cid, sid)
+        if not keys:
+            return
+        kept: _Record = (_DECISION, "", now + ttl_s, codec.dumps_decision(decision))
+        for key in keys:
+            self._write(key, now, [kept])
         if lookups:
             await self.cache_lookups(cid, sid, lookups, ttl_s=cache_ttl_s)
 
