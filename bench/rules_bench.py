@@ -10,6 +10,14 @@ YAML parse of the same file, and the memory that ruleset keeps.
     python bench/rules_bench.py --quick           # smoke test (seconds)
     python bench/rules_bench.py --sizes 100,1000 --inputs 2000 --json /tmp/r.json
     python bench/rules_bench.py --profile         # + pyinstrument on our decide loop
+    python bench/rules_bench.py --sizes 10000 --engines none --load-size 0 \
+        --baseline-src /tmp/before                # router against another version of it
+
+Latencies are counted two ways: over every call of one pass (what a caller
+sees) and over each input's best of the passes (best-of-N, filtering out the
+moments another process held the CPU). ``--baseline-src DIR`` also times the
+``router`` package in DIR (e.g. ``git archive <commit> router | tar -x -C DIR``)
+side by side, taking turns with this one, so before/after share one run.
 
 Peers cannot evaluate schedules in a time zone, so for them ``during: office``
 becomes a boolean input field ``office_open``, computed before timing from the
@@ -473,8 +481,9 @@ class Timing:
     """Latencies (ns) of one engine over the inputs, and the rule each input chose.
 
     ``passes[k][i]`` is the k-th timing of input i; later passes may cover fewer
-    inputs. Percentiles are taken over each input's best pass, which filters out
-    the moments another process held the CPU; ``p99_raw_us`` keeps every call.
+    inputs. Two ways of counting: ``pass_*`` over every call of the first pass (what a
+    caller sees, including the moments another process held the CPU), and ``best_*``
+    over each input's best pass (filters those moments out; best-of-N).
     """
 
     engine: Engine
@@ -483,20 +492,22 @@ class Timing:
     cut_short: bool
     core_p50_us: float | None = None
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, Any]:
         first = self.passes[0]
-        best = [min(p[i] for p in self.passes if i < len(p)) for i in range(len(first))]
-        ordered = sorted(best)
-        raw = sorted(t for p in self.passes for t in p)
-        n = len(ordered)
+        one_pass = sorted(first)
+        best = sorted(min(p[i] for p in self.passes if i < len(p)) for i in range(len(first)))
+        n = len(best)
         return {
             "n": n,
             "passes": len(self.passes),
-            "p50_us": _percentile(ordered, 0.50) / 1000,
-            "p99_us": _percentile(ordered, 0.99) / 1000,
-            "mean_us": sum(ordered) / n / 1000,
-            "max_us": ordered[-1] / 1000,
-            "p99_raw_us": _percentile(raw, 0.99) / 1000,
+            "pass_p50_us": _percentile(one_pass, 0.50) / 1000,
+            "pass_p99_us": _percentile(one_pass, 0.99) / 1000,
+            "pass_mean_us": sum(one_pass) / n / 1000,
+            "each_pass_p99_us": [_percentile(sorted(p), 0.99) / 1000 for p in self.passes],
+            "best_p50_us": _percentile(best, 0.50) / 1000,
+            "best_p99_us": _percentile(best, 0.99) / 1000,
+            "best_mean_us": sum(best) / n / 1000,
+            "max_us": one_pass[-1] / 1000,
         }
 
 
@@ -505,69 +516,73 @@ def _percentile(ordered: Sequence[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def time_pass(
-    call: Callable[[Any], Any], args: Sequence[Any], *, budget_ns: int, min_calls: int
-) -> tuple[list[int], list[Any]]:
-    """One pass: time ``call(arg)`` for each argument in turn, gc off.
-
-    Stops early once ``budget_ns`` is spent and ``min_calls`` are done; inputs are
-    in random order, so a pass cut short has still timed a random sample of them.
-    """
-    clock = time.perf_counter_ns
-    times: list[int] = []
-    results: list[Any] = []
-    gc.collect()
-    gc.disable()
-    try:
-        deadline = clock() + budget_ns
-        for arg in args:
-            t0 = clock()
-            result = call(arg)
-            t1 = clock()
-            times.append(t1 - t0)
-            results.append(result)
-            if t1 > deadline and len(times) >= min_calls:
-                break
-    finally:
-        gc.enable()
-    return times, results
+REWARM = 20
+"""Untimed calls an engine makes at the start of each turn (see :func:`run_engines`)."""
 
 
 def run_engines(
     engines: Sequence[Engine], cases: Sequence[Case], opts: argparse.Namespace
 ) -> list[Timing]:
-    """Warm every engine up, then time them pass by pass, taking turns.
+    """Warm every engine up, then time them in passes over the inputs, taking turns.
 
-    Taking turns spreads a burst of load from other processes over all engines
-    instead of landing on one, and an input's best pass then filters it out.
-    Each engine has ``opts.budget_s`` of timed calls over all its passes; the
-    first pass times at least ``opts.min_inputs`` inputs.
+    Within a pass the engines take turns every ``opts.turn`` inputs, so a burst of
+    load from another process (milliseconds) lands on all of them rather than on one:
+    even one-pass figures of two engines in the same run compare fairly. An engine
+    starts each turn with ``REWARM`` untimed calls on the inputs just before it, so no
+    engine pays in its timed calls for the CPU caches the previous one's turn cooled
+    (as if each ran its pass alone). Each call is timed alone (``perf_counter_ns``), gc
+    off during a pass. Each engine has
+    ``opts.budget_s`` of timed calls over all its passes; the first pass times at least
+    ``opts.min_inputs`` inputs, and an engine out of time stops (inputs are in random
+    order, so it has still timed a random sample).
     """
+    clock = time.perf_counter_ns
     budget_ns = int(opts.budget_s * 1e9)
     args = [[e.prepare(c) for c in cases] for e in engines]
     for engine, arg in zip(engines, args, strict=True):
-        warm_until = time.perf_counter_ns() + budget_ns // 10
+        warm_until = clock() + budget_ns // 10
         for a in arg[: opts.warmup]:
             engine.call(a)
-            if time.perf_counter_ns() > warm_until:
+            if clock() > warm_until:
                 break
     passes: list[list[list[int]]] = [[] for _ in engines]
     answers: list[list[Any]] = [[] for _ in engines]
     spent = [0] * len(engines)
     for k in range(opts.passes):
-        for i, engine in enumerate(engines):
-            if spent[i] >= budget_ns or (passes[i] and len(passes[i][-1]) < len(cases)):
-                continue  # out of time: the last pass was already cut short
-            times, results = time_pass(
-                engine.call,
-                args[i],
-                budget_ns=budget_ns - spent[i],
-                min_calls=opts.min_inputs if k == 0 else 0,
-            )
-            spent[i] += sum(times)
-            passes[i].append(times)
-            if k == 0:
-                answers[i] = results
+        running = [
+            i
+            for i in range(len(engines))
+            if spent[i] < budget_ns and not (passes[i] and len(passes[i][-1]) < len(cases))
+        ]
+        for i in running:
+            passes[i].append([])
+        minimum = opts.min_inputs if k == 0 else 0
+        stopped: set[int] = set()
+        gc.collect()
+        gc.disable()
+        try:
+            for start in range(0, len(cases), opts.turn):
+                for i in running:
+                    if i in stopped:
+                        continue
+                    call, times = engines[i].call, passes[i][-1]
+                    results = answers[i] if k == 0 else None
+                    before = args[i][max(0, start - REWARM) : start] or args[i][-REWARM:]
+                    for arg in before:
+                        call(arg)
+                    for arg in args[i][start : start + opts.turn]:
+                        t0 = clock()
+                        result = call(arg)
+                        t1 = clock()
+                        times.append(t1 - t0)
+                        spent[i] += t1 - t0
+                        if results is not None:
+                            results.append(result)
+                        if spent[i] > budget_ns and len(times) >= minimum:
+                            stopped.add(i)
+                            break
+        finally:
+            gc.enable()
     timings: list[Timing] = []
     for engine, timed, results in zip(engines, passes, answers, strict=True):
         chosen = [engine.rule_of(r) for r in results]
@@ -593,7 +608,7 @@ def _peer_facts(c: Case) -> dict[str, Any]:
 def router_engines(path: Path) -> tuple[list[Engine], Any]:
     """Our engine, indexed (``RuleSet.decide``) and as a naive in-order scan of the same rules."""
     from router import load_rules
-    from router.engine.decide import decide_by_scan
+    from router.engine import decide_by_scan
 
     t0 = time.perf_counter()
     (ruleset,) = load_rules(path).values()
@@ -614,6 +629,42 @@ def router_engines(path: Path) -> tuple[list[Engine], Any]:
         Engine("router-scan", "decide_by_scan: every rule in order", scan, _same, rule, setup),
     ]
     return engines, ruleset
+
+
+def baseline_engine(source: Path, path: Path) -> Engine:
+    """``RuleSet.decide`` of another version of router, for before/after in one run.
+
+    ``source`` is a folder holding that version's ``router`` package (e.g. from
+    ``git archive <commit> router | tar -x -C /tmp/before``). Its modules are imported
+    and the ruleset loaded with that folder first on ``sys.path``; then this version's
+    modules are put back, so the two never mix (each function keeps its own module's
+    globals).
+    """
+    ours = {n: m for n, m in sys.modules.items() if n == "router" or n.startswith("router.")}
+    for name in ours:
+        del sys.modules[name]
+    sys.path.insert(0, str(source))
+    try:
+        import importlib
+
+        other = importlib.import_module("router")
+        t0 = time.perf_counter()
+        (ruleset,) = other.load_rules(path).values()
+        setup = time.perf_counter() - t0
+    finally:
+        sys.path.remove(str(source))
+        for name in [n for n in sys.modules if n == "router" or n.startswith("router.")]:
+            del sys.modules[name]
+        sys.modules.update(ours)
+    decide = ruleset.decide
+
+    def indexed(c: Case) -> Any:
+        return decide(c.facts, conversation_id=c.conversation_id, at=c.at)
+
+    def rule(decision: Any) -> str | None:
+        return decision.rule  # type: ignore[no-any-return]
+
+    return Engine("router-before", f"RuleSet.decide from {source}", indexed, _same, rule, setup)
 
 
 def router_floor_engine(folder: Path) -> Engine:
@@ -873,12 +924,13 @@ def report_size(
             [
                 t.engine.name,
                 f"{s['n']:,}" + ("*" if t.cut_short else "") + f" ×{s['passes']}",
-                _num(s["p50_us"]),
-                _num(s["p99_us"]),
-                _num(s["p99_raw_us"]),
-                _num(s["mean_us"]),
-                _num(s["p50_us"] / base["p50_us"]),
-                _num(s["p99_us"] / base["p99_us"]),
+                _num(s["pass_p50_us"]),
+                _num(s["pass_p99_us"]),
+                _num(s["best_p50_us"]),
+                _num(s["best_p99_us"]),
+                _num(s["pass_mean_us"]),
+                _num(s["pass_p50_us"] / base["pass_p50_us"]),
+                _num(s["pass_p99_us"] / base["pass_p99_us"]),
                 "-" if disagree is None else str(disagree),
                 "" if t.core_p50_us is None else _num(t.core_p50_us),
             ]
@@ -906,7 +958,8 @@ def report_size(
         "inputs ×passes",
         "p50 µs",
         "p99 µs",
-        "p99 raw",
+        "p50 best",
+        "p99 best",
         "mean µs",
         "p50 ×ours",
         "p99 ×ours",
@@ -1015,11 +1068,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=500, help="untimed calls before timing")
     parser.add_argument(
+        "--turn", type=int, default=500, help="inputs an engine runs before the next takes a turn"
+    )
+    parser.add_argument(
         "--load-size", type=int, default=10_000, help="rules in the load test (0: skip)"
     )
     parser.add_argument("--load-repeats", type=int, default=3)
     parser.add_argument(
         "--profile", action="store_true", help="pyinstrument our decide loop at the largest size"
+    )
+    parser.add_argument(
+        "--engines",
+        default="",
+        help="only these engines besides router, comma-separated (e.g. router-scan,zen; "
+        "default: all)",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        metavar="DIR",
+        help="also time router-before: the router package in DIR (another version), "
+        "side by side in the same run",
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated rule files")
     parser.add_argument(
@@ -1030,19 +1099,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         opts.sizes, opts.inputs, opts.budget_s, opts.min_inputs = "10,100", 1000, 2.0, 100
         opts.warmup, opts.load_size, opts.load_repeats = 100, 1000, 1
     opts.size_list = [int(s) for s in opts.sizes.split(",") if s.strip()]
+    opts.engine_list = {e.strip() for e in opts.engines.split(",") if e.strip()}
+    if opts.baseline_src:
+        opts.engine_list |= {"router-before"} if opts.engine_list else set()
     return opts
 
 
+def wanted(opts: argparse.Namespace, *names: str) -> bool:
+    """Whether any of these engines is to run (``--engines``; all when it is empty)."""
+    return not opts.engine_list or any(name in opts.engine_list for name in names)
+
+
 LEGEND = """\
-One decision per call, timed alone (perf_counter_ns), gc off, after a warm-up; every engine
-gets the same rules and inputs (peers read `during: office` as a boolean input `office_open`
-computed beforehand, since they have no time zones). p50/p99/mean: over the inputs, each
-input's best of its passes (filters out moments another process held the CPU); p99 raw: every
-timed call. ×ours: ratio to router's figure. disagree: inputs where the engine chose another
-rule than router. own p50: the engine's self-reported time (zen: the Rust core alone, without
-the Python <-> Rust conversion). Floors: the same call with no rules (router: an empty rule
-list; zen: an empty table), i.e. the fixed cost of a decision. harness: a no-op call (what the
-timing loop itself adds)."""
+One decision per call, timed alone (perf_counter_ns), gc off, after a warm-up; the engines
+take turns every 500 inputs (--turn) and all get the same rules and inputs (peers read
+`during: office` as a boolean input `office_open` computed beforehand, since they have no
+time zones). p50/p99/mean µs: over every call of the first pass (what a caller sees, moments
+another process held the CPU included); p50/p99 best: over the inputs, each at its best of
+the passes (filters those moments out). ×ours: ratio to router's one-pass figure. disagree:
+inputs where the engine chose another rule than router. own p50: the engine's self-reported
+time (zen: the Rust core alone, without the Python <-> Rust conversion). Floors: the same
+call with no rules (router: an empty rule list; zen: an empty table), i.e. the fixed cost
+of a decision. harness: a no-op call (what the timing loop itself adds)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1061,11 +1139,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         rng = random.Random(opts.seed + size)
         rules = generate_rules(size, rng)
         cases = generate_cases(rules, opts.inputs, rng)
-        ours, ruleset = router_engines(write_ruleset(rules, folder, f"bench-{size}"))
-        engines = [*ours, *zen_engines(rules), rule_engine_engine(rules)]
+        path = write_ruleset(rules, folder, f"bench-{size}")
+        ours, ruleset = router_engines(path)
+        engines = [*ours]
+        if opts.baseline_src:
+            engines.append(baseline_engine(opts.baseline_src, path))
+        if wanted(opts, "zen", "zen-decision"):
+            engines += zen_engines(rules)
+        if wanted(opts, "rule-engine"):
+            engines.append(rule_engine_engine(rules))
         if size == opts.size_list[0]:
-            floors = [router_floor_engine(folder), *zen_engines((), floor=True)]
-            engines += [*floors, harness_engine()]
+            engines.append(router_floor_engine(folder))
+            if wanted(opts, "zen floor", "zen-decision floor"):
+                engines += zen_engines((), floor=True)
+            engines.append(harness_engine())
+        engines = [e for e in engines if e.name == "router" or wanted(opts, e.name)]
         timings = run_engines(engines, cases, opts)
         rows += report_size(size, timings, cases, opts.verbose)
         largest = (ruleset, cases)

@@ -7,9 +7,7 @@ The rule engine is usable on its own (contract §6)::
     decision = rulesets["default"].decide({"handoff": {"handoff_reason": "refund"}})
 """
 
-from router.engine.decide import Decision, RuleSet
-from router.engine.load import load_rules
-from router.engine.problems import Problem, RulesError
+from router.engine import Decision, Problem, RulesError, RuleSet, load_rules
 
 __all__ = ["Decision", "Problem", "RuleSet", "RulesError", "load_rules"]
 __version__ = "0.1.0"

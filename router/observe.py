@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import re
 import sys
@@ -28,6 +29,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from router.jsonsafe import CUT_MARK, TOO_DEEP, jsonable
 from router.settings import Settings
 
 REDACTED = "[redacted]"
@@ -59,7 +61,10 @@ _LEVELS = {
     "error": logging.ERROR,
 }
 
-_MAX_DEPTH = 6
+_MAX_DEPTH = 32
+"""Log values nested deeper than this are replaced by a marker (a line stays bounded)."""
+MAX_LOG_STRING = 8192
+"""Strings inside logged values longer than this are cut, with a marker."""
 _THROTTLE_MAX_KEYS = 1024
 
 
@@ -84,9 +89,14 @@ def _is_secret_key(key: object) -> bool:
 
 
 def _scrub_secrets(value: Any, depth: int = 0) -> Any:
-    """Return ``value`` with every credential-looking key's value replaced, at any depth."""
-    if type(value) in _SCALARS or depth > _MAX_DEPTH:
+    """Return ``value`` with every credential-looking key's value replaced, at any depth;
+    a long string is cut and nesting deeper than :data:`_MAX_DEPTH` replaced by a marker."""
+    if type(value) is str:
+        return value if len(value) <= MAX_LOG_STRING else value[:MAX_LOG_STRING] + CUT_MARK
+    if type(value) in _SCALARS:
         return value
+    if depth > _MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, Mapping):
         return {
             k: (REDACTED if _is_secret_key(k) else _scrub_secrets(v, depth + 1))
@@ -127,12 +137,31 @@ def _leading_keys_first(logger: WrappedLogger, method: str, event_dict: EventDic
     return ordered
 
 
+def render_line(line: Mapping[str, Any]) -> bytes:
+    """One log line's JSON; never raises, so that logging cannot fail a request.
+
+    orjson first, as it is; a value it cannot write (an integer beyond 64 bits, nesting
+    past its limit) is written in :func:`router.jsonsafe.jsonable`'s bounded form; if even
+    that fails, a minimal line says which event could not be rendered.
+    """
+    with contextlib.suppress(Exception):
+        return orjson.dumps(line, default=repr)
+    try:
+        return orjson.dumps(
+            jsonable(line, max_depth=_MAX_DEPTH, max_string=MAX_LOG_STRING), default=repr
+        )
+    except Exception as exc:
+        minimal = {key: str(line.get(key, ""))[:256] for key in _LEADING_KEYS if key in line}
+        minimal["log_error"] = f"the line could not be rendered ({type(exc).__name__})"
+        return orjson.dumps(minimal)
+
+
 def _orjson_text(value: Any, **_: Any) -> str:
-    return orjson.dumps(value, default=repr).decode()
+    return render_line(value).decode()
 
 
 def _orjson_bytes(value: Any, **_: Any) -> bytes:
-    return orjson.dumps(value, default=repr)
+    return render_line(value)
 
 
 def _shared_processors(settings: Settings) -> list[Processor]:
@@ -278,7 +307,7 @@ def event_line(
     if bound:
         line.update(bound)
     line.update(fields)
-    _writer.write_line(orjson.dumps(line, default=repr))
+    _writer.write_line(render_line(line))
 
 
 class _RouterLogHandler(logging.Handler):

@@ -31,9 +31,7 @@ import structlog
 from watchfiles import Change, awatch
 
 from router import RuleSet
-from router.engine.load import load_bytes, ruleset_files
-from router.engine.testing import run_tests
-from router.engine.yamlsrc import MAX_FILE_BYTES
+from router.engine import MAX_FILE_BYTES, load_bytes, ruleset_files, run_tests
 from router.metrics import RULES_RELOADS, RULESET_INFO
 from router.rules_registry import LoadedRuleset, ReloadError, RulesRegistry
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -30,6 +30,15 @@ class _PathIndex:
     folded: dict[str, tuple[int, ...]]
     numbers: dict[float, tuple[int, ...]]
     booleans: dict[bool, tuple[int, ...]]
+    key: str | None = field(init=False)
+    """The one key under the namespace, or ``None`` for a nested path."""
+    text_only: bool = field(init=False)
+    """Only case-sensitive text values are filed here: a text fact needs one lookup."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.keys[0] if len(self.keys) == 1 else None)
+        only = not (self.folded or self.numbers or self.booleans)
+        object.__setattr__(self, "text_only", only)
 
     def hits(self, value: Any) -> list[tuple[int, ...]]:
         found: list[tuple[int, ...]] = []
@@ -65,7 +74,7 @@ def _indexable(node: Node | None) -> list[Leaf]:
 class CandidateIndex:
     """Rule positions worth testing for a given input, in file order."""
 
-    __slots__ = ("_always", "_paths")
+    __slots__ = ("_always", "_paths", "filed")
 
     def __init__(self, conditions: Sequence[Node | None]) -> None:
         options = [_indexable(node) for node in conditions]
@@ -81,11 +90,14 @@ class CandidateIndex:
         always: list[int] = []
         buckets: dict[str, dict[str, defaultdict[Any, list[int]]]] = {}
         origin: dict[str, Leaf] = {}
+        filed: list[Leaf | None] = []
         for position, leaves in enumerate(options):
             if not leaves:
                 always.append(position)
+                filed.append(None)
                 continue
             leaf = max(leaves, key=lambda item: distinct[item.path])
+            filed.append(leaf)
             origin.setdefault(leaf.path, leaf)
             maps = buckets.setdefault(
                 leaf.path, {kind: defaultdict(list) for kind in ("t", "f", "n", "b")}
@@ -100,6 +112,8 @@ class CandidateIndex:
                 else:
                     maps["t"][value].append(position)
         self._always = tuple(always)
+        self.filed = tuple(filed)
+        """The condition each rule is filed under (``None``: tested for every input)."""
         self._paths = tuple(
             _PathIndex(
                 origin[path].namespace,
@@ -116,9 +130,15 @@ class CandidateIndex:
             namespace = facts[path.namespace]
             if namespace is None:
                 continue
-            keys = path.keys
-            value = namespace.get(keys[0], MISSING) if len(keys) == 1 else lookup(namespace, keys)
-            if value is not MISSING:
+            key = path.key
+            value = namespace.get(key, MISSING) if key is not None else lookup(namespace, path.keys)
+            if value is MISSING:
+                continue
+            if path.text_only and type(value) is str:
+                rules = path.texts.get(value)
+                if rules is not None:
+                    found.append(rules)
+            else:
                 found.extend(path.hits(value))
         if not found:
             return self._always

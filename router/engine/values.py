@@ -124,6 +124,8 @@ def sanitise(text: str) -> str:
     Agents' desktops render labels; a newline, a bell or a right-to-left
     override injected through conversation state must not reach them.
     """
+    if text.isascii() and text.isprintable() and "  " not in text:
+        return text  # the common case: nothing to drop, no run of spaces to collapse
     return _SPACE.sub(" ", _CONTROL.sub("", text))
 
 

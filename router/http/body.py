@@ -6,12 +6,15 @@ The raw bytes are returned too where a signature has to be checked over them.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from router.http.errors import ApiError, body_too_large
+from router.http.keys import ARRIVAL, SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,7 +26,9 @@ async def read_json_bytes(request: web.Request, max_bytes: int) -> bytes:
 
     aiohttp's ``client_max_size`` stops reading past the limit even for chunked bodies
     (it raises a 413 the error middleware shapes); a declared ``Content-Length`` over the
-    limit is refused before a byte is read.
+    limit is refused before a byte is read. A body that has not all arrived within
+    ``ROUTER_READ_TIMEOUT_S`` of the request's arrival is a 408 ``request_timeout`` (and
+    the connection is closed), so a slow-dripping sender cannot hold a handler forever.
     """
     if request.content_type != "application/json" or (
         (request.charset or "").lower() not in _ACCEPTED_CHARSETS
@@ -35,7 +40,26 @@ async def read_json_bytes(request: web.Request, max_bytes: int) -> bytes:
         )
     if request.content_length is not None and request.content_length > max_bytes:
         raise body_too_large(max_bytes)
-    return await request.read()
+    settings = request.app.get(SETTINGS)
+    if settings is None:
+        return await request.read()
+    arrival = request.get(ARRIVAL, time.monotonic())
+    left = arrival + settings.read_timeout_s - time.monotonic()
+    try:
+        async with asyncio.timeout(max(left, 0.0)):
+            return await request.read()
+    except TimeoutError:
+        raise request_timeout(settings.read_timeout_s) from None
+
+
+def request_timeout(read_timeout_s: float) -> ApiError:
+    """The 408 for a body that did not arrive in time; the connection is closed after it."""
+    return ApiError(
+        408,
+        "request_timeout",
+        f"The request body did not arrive within {read_timeout_s:g} s (ROUTER_READ_TIMEOUT_S).",
+        headers={"Connection": "close"},
+    )
 
 
 def parse_model(raw: bytes, model: type[M]) -> M:

@@ -21,6 +21,7 @@ STATUS_CODES: Mapping[int, tuple[str, str]] = {
     403: ("forbidden", "This API key may not do that."),
     404: ("not_found", "There is nothing at this path."),
     405: ("method_not_allowed", "This path does not accept that method."),
+    408: ("request_timeout", "The request did not arrive in time."),
     413: ("body_too_large", "The request body is larger than the server accepts."),
     415: ("unsupported_media_type", "The body must be JSON (Content-Type: application/json)."),
     422: ("validation_error", "The request body is not valid."),

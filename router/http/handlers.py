@@ -9,7 +9,6 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +19,7 @@ from prometheus_client import (
 )
 from pydantic import TypeAdapter, ValidationError
 
+from router import jsonsafe
 from router.http import signature
 from router.http.body import parse_model, read_json_bytes, validation_details
 from router.http.errors import ApiError, body_too_large
@@ -34,8 +34,12 @@ _ID = TypeAdapter(ConversationId)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    """A JSON answer, serialised with orjson (dicts, lists and dataclasses alike)."""
-    return web.Response(status=status, body=orjson.dumps(data), content_type=JSON, charset="utf-8")
+    """A JSON answer, serialised with orjson (dicts, lists and dataclasses alike); a value
+    orjson cannot write (a fact's integer beyond 64 bits …) in its :mod:`router.jsonsafe`
+    form rather than a 500."""
+    return web.Response(
+        status=status, body=jsonsafe.dumps(data), content_type=JSON, charset="utf-8"
+    )
 
 
 # Deciding ------------------------------------------------------------------------------

@@ -23,3 +23,5 @@ API_KEY: web.RequestKey[ApiKey | None] = web.RequestKey("api_key")
 """The key the caller authenticated with; ``None`` when auth is off or not yet shown."""
 LOGGED = web.RequestKey("logged", bool)
 """Set by a handler that logged the call itself (``decision``): no ``request`` line then."""
+ERROR_CODE = web.RequestKey("error_code", str)
+"""The error code of a failed request's answer, for its ``request`` log line."""

@@ -19,7 +19,15 @@ import structlog
 from aiohttp import web
 
 from router.http.errors import ApiError, body_too_large, error_response, from_status
-from router.http.keys import API_KEY, API_KEYS, ARRIVAL, LOGGED, REQUEST_ID, SETTINGS
+from router.http.keys import (
+    API_KEY,
+    API_KEYS,
+    ARRIVAL,
+    ERROR_CODE,
+    LOGGED,
+    REQUEST_ID,
+    SETTINGS,
+)
 from router.ids import new_id
 from router.service import NotReady, RulesetNotFound, ServiceError, StoreUnavailable
 from router.settings import ApiKey
@@ -51,6 +59,10 @@ SECURITY_HEADERS = {
 }
 
 _HEADERS_KEPT_ON_ERRORS = ("Allow", "WWW-Authenticate", "Retry-After")
+
+CLIENT_CLOSED = 499
+"""The status a request's log line shows when the caller hung up before the answer (nginx's
+convention): no answer is sent, and it is not a server error."""
 
 
 def _route_template(request: web.Request) -> str:
@@ -92,14 +104,18 @@ async def handle_request(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         except Exception as exc:
             response = error_answer(request, exc)
+            if response.status == 408:
+                await _answer_and_close(request, response)
         if not request.get(LOGGED):
             log_at = log.debug if request.path in PUBLIC_PATHS else log.info
+            code = request.get(ERROR_CODE)
             log_at(
                 "request",
                 method=request.method,
                 route=_route_template(request),
                 status=response.status,
                 duration_ms=round((time.monotonic() - arrival) * 1000, 3),
+                **({"code": code} if code is not None else {}),
             )
         return response
     finally:
@@ -135,20 +151,53 @@ def arrival_of(request: web.Request, now: float) -> float:
 
 
 def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
-    """The contract's error answer for a failure; a redirect (3xx) is re-raised."""
+    """The contract's error answer for a failure (its code noted in ``request[ERROR_CODE]``
+    for the request line); a redirect (3xx) is re-raised.
+
+    A caller that hung up (its connection lost while its body was read) is not an error
+    of the server: a debug line, and :data:`CLIENT_CLOSED` for the request line."""
+    if isinstance(exc, ConnectionError) and _hung_up(request):
+        log.debug("client_disconnected", route=_route_template(request))
+        request[ERROR_CODE] = "client_disconnected"
+        return web.Response(status=CLIENT_CLOSED)
+    error = _as_api_error(request, exc)
+    request[ERROR_CODE] = error.code
+    response = error_response(error)
+    if error.headers.get("Connection") == "close":
+        response.force_close()
+    return response
+
+
+async def _answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send ``response`` now and close the connection, rather than let aiohttp keep reading
+    (lingering on) the body of a sender too slow to finish it."""
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass
+    request.protocol.force_close()
+
+
+def _hung_up(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _as_api_error(request: web.Request, exc: Exception) -> ApiError:
     if isinstance(exc, ApiError):
-        return error_response(exc)
+        return exc
     if isinstance(exc, ServiceError):
-        return error_response(service_refusal(exc))
+        return service_refusal(exc)
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc
         kept = {k: exc.headers[k] for k in _HEADERS_KEPT_ON_ERRORS if k in exc.headers}
         if exc.status == 413:
-            return error_response(body_too_large(request.app[SETTINGS].max_body_bytes))
-        return error_response(from_status(exc.status, headers=kept))
+            return body_too_large(request.app[SETTINGS].max_body_bytes)
+        return from_status(exc.status, headers=kept)
     log.error("unhandled_error", route=_route_template(request), exc_info=exc)
-    return error_response(from_status(500))
+    return from_status(500)
 
 
 def service_refusal(exc: ServiceError) -> ApiError:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from router.engine.decide import Decision, RuleSet, decide_replayed, paths_read
-from router.engine.values import UNRECORDED, snake_case
+from router.engine import UNRECORDED, Decision, RuleSet, decide_replayed, paths_read
+from router.engine.values import snake_case
 from router.records.record import BadRecord, Record, decode_record
 
 EXAMPLES = 5

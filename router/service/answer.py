@@ -16,6 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from router.facts.gather import SourceStatus
+from router.jsonsafe import jsonable
+
+TRACE_MAX_STRING = 1024
+"""A string quoted in an explain trace is cut to this many characters (and marked)."""
 
 Outcome = Literal["matched", "default", "fallback"]
 
@@ -76,5 +80,9 @@ class Explained:
     trace: tuple[dict[str, Any], ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``POST /v1/explain`` body: the decision's fields, then ``trace``."""
-        return {**self.answer.decision_fields(), "trace": list(self.trace)}
+        """The ``POST /v1/explain`` body: the decision's fields, then ``trace``.
+
+        The trace quotes fact values, so it is bounded and made writable
+        (:func:`router.jsonsafe.jsonable`): long strings cut, deep nesting marked."""
+        trace = jsonable(list(self.trace), max_string=TRACE_MAX_STRING)
+        return {**self.answer.decision_fields(), "trace": trace}

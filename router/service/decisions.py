@@ -22,8 +22,7 @@ import aiohttp
 import structlog
 
 from router.budget import Crowd, Deadline
-from router.engine.decide import Decision, RuleSet
-from router.engine.load import load_bytes
+from router.engine import Decision, RuleSet, load_bytes
 from router.facts import FactGatherer, GatheredFacts, make_client_session
 from router.ids import new_id
 from router.metrics import RECORDS_DROPPED, STORE_UP

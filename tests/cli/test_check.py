@@ -174,3 +174,27 @@ def test_version_and_help_exit_0(tmp_path):
     assert router("--help", cwd=tmp_path).returncode == 0
     assert router("check", "--help", cwd=tmp_path).returncode == 0
     assert one_line(router("--version", cwd=tmp_path).stdout)
+
+
+def test_a_rule_with_a_broken_condition_is_still_a_rule_its_tests_can_name(tmp_path):
+    (tmp_path / "support.yaml").write_text(
+        "ruleset: support\n"  # 1
+        "rules:\n"  # 2
+        "  - id: complaints\n"  # 3
+        "    when: {handoff.reason: {eqq: complaint}}\n"  # 4: the one real problem
+        "    route: {queue: complaints}\n"  # 5
+        "default: {queue: general}\n"  # 6
+        "tests:\n"  # 7
+        "  - name: complaint\n"  # 8
+        "    input: {handoff: {reason: complaint}}\n"  # 9
+        "    expect: {rule: complaints}\n"  # 10
+        "  - name: typo in the test\n"  # 11
+        "    expect: {rule: complaint}\n"  # 12: a real unknown rule
+    )
+    done = router("check", "--format", "json", tmp_path, cwd=tmp_path)
+    assert done.returncode == 1
+    errors = [p for p in json.loads(done.stdout)["problems"] if p["severity"] == "error"]
+    assert [(p["line"], p["message"].split(" (")[0]) for p in errors] == [
+        (4, "unknown operator 'eqq'"),
+        (12, "unknown rule 'complaint'"),
+    ]

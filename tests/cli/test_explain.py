@@ -241,3 +241,39 @@ def test_a_time_at_the_end_of_the_calendar_does_not_crash(tmp_path, rules):
     for at in ("0001-01-01T00:00:00", "9999-12-31T23:59:59-23:59"):
         done = explain(tmp_path, rules, {}, "--at", at, "--format", "json")
         assert done.returncode in (0, 2)
+
+
+def test_a_broken_other_file_does_not_stop_explaining_a_healthy_ruleset(tmp_path, rules):
+    (rules.parent / "broken.yaml").write_text("ruleset: other\nrules: []\ndefault: {qeue: g}\n")
+    done = explain(tmp_path, rules.parent, {"state": {"tier": "gold"}}, "--at", MONDAY_10)
+    assert done.returncode == 0, done.stderr
+    assert "queue     general" in done.stdout
+    assert "broken.yaml" not in done.stdout + done.stderr
+
+
+def test_a_broken_named_ruleset_fails_with_only_its_own_errors(tmp_path, rules):
+    (rules.parent / "other.yaml").write_text("ruleset: other\nrules: []\ndefault: {qeue: g}\n")
+    (rules.parent / "support.yaml").write_text(RULES.replace("{gte: 1000}", "{gtee: 1000}"))
+    done = explain(tmp_path, rules.parent, {}, "--at", MONDAY_10)
+    assert done.returncode == 1
+    assert "support.yaml:10:46: error: unknown operator 'gtee'" in done.stderr
+    assert "gtee" in done.stderr
+    assert "other.yaml" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_ruleset_two_files_define_is_not_explained(tmp_path, rules):
+    (rules.parent / "zz-copy.yaml").write_text(RULES)
+    done = explain(tmp_path, rules.parent, {}, "--at", MONDAY_10)
+    assert done.returncode == 1
+    assert "already defined" in done.stderr
+
+
+def test_an_unreadable_file_that_may_hold_the_ruleset_is_reported(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text("rules: [\n")
+    done = explain(tmp_path, rules, {})
+    assert done.returncode == 1
+    assert "a.yaml:" in done.stderr
+    assert "may define it" in done.stderr

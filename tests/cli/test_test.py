@@ -172,3 +172,70 @@ def test_a_test_at_the_end_of_time_does_not_crash(tmp_path):
     )
     done = router("test", folder(tmp_path, text), cwd=tmp_path)
     assert done.returncode in (0, 1)
+
+
+BROKEN = (
+    "ruleset: broken\n"
+    "rules:\n"
+    "  - id: r\n"
+    "    when: {state.x: {eqq: 1}}\n"
+    "    route: {queue: q}\n"
+    "default: {queue: g}\n"
+    "tests:\n"
+    "  - {name: one, expect: {queue: g}}\n"
+    "  - {name: two, expect: {queue: g}}\n"
+    "  - {name: three, expect: {queue: g}}\n"
+)
+
+
+def test_a_broken_file_says_its_tests_did_not_run_and_counts_them(tmp_path):
+    folder(tmp_path, RULES, "shop.yaml")
+    rules = folder(tmp_path, BROKEN, "broken.yaml")
+    done = router("test", rules, cwd=tmp_path)
+    assert done.returncode == 1
+    assert last_line(done.stdout) == "2 passed, 0 failed, 3 not run"
+    [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("NOT RUN")]
+    assert "broken.yaml: 3 tests did not run" in line
+    assert "unknown operator 'eqq'" in line
+
+
+def test_json_counts_the_tests_of_a_broken_file_as_not_run(tmp_path):
+    folder(tmp_path, RULES, "shop.yaml")
+    rules = folder(tmp_path, BROKEN, "broken.yaml")
+    done = router("test", "--format", "json", rules, cwd=tmp_path)
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    assert (document["passed"], document["failed"], document["not_run"]) == (2, 0, 3)
+    [skipped] = document["not_run_files"]
+    assert skipped["file"].endswith("broken.yaml")
+    assert (skipped["ruleset"], skipped["tests"]) == ("broken", 3)
+    assert "eqq" in skipped["reason"]
+
+
+def test_a_file_that_is_not_yaml_says_its_tests_did_not_run(tmp_path):
+    folder(tmp_path, RULES, "shop.yaml")
+    rules = folder(tmp_path, "rules: [\n", "garbled.yaml")
+    done = router("test", rules, cwd=tmp_path)
+    assert done.returncode == 1
+    assert last_line(done.stdout).startswith("2 passed, 0 failed, 0 not run")
+    assert "1 file that could not be read" in last_line(done.stdout)
+    assert "NOT RUN  " in done.stdout
+    assert "garbled.yaml: its tests did not run" in done.stdout
+
+
+def test_the_tests_of_a_second_file_naming_the_same_ruleset_did_not_run(tmp_path):
+    folder(tmp_path, RULES, "a.yaml")
+    rules = folder(tmp_path, RULES, "b.yaml")
+    done = router("test", "--format", "json", rules, cwd=tmp_path)
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    assert (document["passed"], document["not_run"]) == (2, 2)
+    [skipped] = document["not_run_files"]
+    assert skipped["file"].endswith("b.yaml")
+    assert "already defined" in skipped["reason"]
+
+
+def test_nothing_not_run_keeps_the_closing_line_and_json_at_zero(tmp_path):
+    done = router("test", "--format", "json", folder(tmp_path, RULES), cwd=tmp_path)
+    document = json.loads(done.stdout)
+    assert (document["not_run"], document["not_run_files"]) == (0, [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -164,3 +165,76 @@ def test_explain_with_schedules_and_a_naive_at(tmp_path):
     assert by_rule(closed)["out-of-hours"]["matched"] is False
     assert by_rule(closed)["out-of-hours"]["condition"]
     assert closed.rule == "vip-billing"
+
+
+def test_the_first_written_failure_is_reported_though_a_cheaper_one_runs_first():
+    ruleset = compile_doc(
+        {
+            "rules": [
+                {
+                    "id": "r",
+                    "when": {"state.dnis": {"matches": "^[+]44"}, "state.tier": "gold"},
+                    "route": {"queue": "q"},
+                }
+            ],
+            "default": {"queue": "d"},
+        }
+    )
+    failure = by_rule(ruleset.explain({"state": {"dnis": "+1", "tier": "silver"}}))["r"][
+        "condition"
+    ]
+    assert (failure["path"], failure["op"]) == ("state.dnis", "matches")
+
+
+def test_an_unknown_all_reports_the_first_written_unknown_condition():
+    ruleset = compile_doc(
+        {
+            "rules": [
+                {
+                    "id": "r",
+                    "when": {"context.x": {"matches": "a"}, "state.tier": "gold"},
+                    "route": {"queue": "q"},
+                }
+            ],
+            "default": {"queue": "d"},
+        }
+    )
+    entry = by_rule(ruleset.explain({"context": None, "state": None}))["r"]
+    assert entry["result"] == "unknown"
+    assert entry["condition"]["path"] == "context.x"
+    assert entry["condition"]["reason"] == "source 'context' failed"
+
+
+def test_decide_never_runs_the_trace_closures(ruleset):
+    # The fast path pays nothing for tracing: swap every rule's why for one that fails.
+    def no_tracing(scope):
+        raise AssertionError("decide ran a why closure")
+
+    traced = dataclasses.replace(ruleset)
+    object.__setattr__(traced, "whys", tuple(no_tracing for _ in traced.whys))
+    for facts in INPUTS:
+        assert traced.decide(facts, conversation_id="c") == ruleset.decide(
+            facts, conversation_id="c"
+        )
+    with pytest.raises(AssertionError, match="why closure"):
+        traced.explain({}, conversation_id="c")
+
+
+def test_the_condition_a_rule_is_indexed_under_is_still_reported_first_when_written_first():
+    # The index files this rule under handoff.intent and decide tests it last.
+    ruleset = compile_doc(
+        {
+            "rules": [
+                {
+                    "id": "r",
+                    "when": {"handoff.intent": "refund", "state.tier": "gold"},
+                    "route": {"queue": "q"},
+                },
+                {"id": "other", "when": {"handoff.intent": "sales"}, "route": {"queue": "s"}},
+            ],
+            "default": {"queue": "d"},
+        }
+    )
+    facts = {"handoff": {"intent": "sales"}, "state": {"tier": "silver"}}
+    failure = by_rule(ruleset.explain(facts))["r"]["condition"]
+    assert (failure["path"], failure["actual"]) == ("handoff.intent", "sales")

@@ -1,13 +1,17 @@
-"""Property: the indexed ``RuleSet.decide`` agrees with the plain in-order scan.
+"""Property: the indexed ``RuleSet.decide`` agrees with the plain in-order scan and with
+``RuleSet.explain``.
 
 Random rulesets (eq/in on a few paths, the other operators, any/all/not,
-ignore_case, mixed value types) are written to a file and loaded with
+ignore_case, mixed value types, schedules) are written to a file and loaded with
 ``load_rules``; random inputs (failed namespaces, missing paths, numeric
-strings, case variants) are decided both ways.
+strings, case variants, instants in and out of office hours) are decided both
+ways and explained: explain must select the rule decide chose, return the same
+decision, and say of every rule exactly what that rule's compiled check says.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -82,6 +86,11 @@ indexable = st.tuples(
 ).map(lambda pair: {**pair[1], **pair[0]})
 
 
+schedule_conditions = st.builds(
+    lambda key, name: {key: name}, st.sampled_from(["during", "outside"]), st.just("office")
+)
+
+
 @st.composite
 def rulesets(draw):
     rules = []
@@ -92,6 +101,17 @@ def rulesets(draw):
             rule["when"] = draw(indexable)
         elif shape > 0:
             rule["when"] = draw(conditions)
+        if shape % 5 == 1:  # a schedule beside the conditions, or inside an any/not
+            timed = draw(schedule_conditions)
+            rule["when"] = draw(
+                st.sampled_from(
+                    [
+                        {**rule.get("when", {}), **timed},
+                        {"any": [timed, rule.get("when") or {"state.a": "x"}]},
+                        {"not": timed},
+                    ]
+                )
+            )
         if draw(st.integers(0, 4)) == 0:
             first = draw(st.integers(0, 100))
             rule["route"] = {
@@ -104,7 +124,12 @@ def rulesets(draw):
         else:
             rule["route"] = {"queue": f"q{i}", "label": f"L{i} {{state.a|-}}"}
         rules.append(rule)
-    doc = {"ruleset": "prop", "rules": rules, "default": {"queue": "default"}}
+    doc = {
+        "ruleset": "prop",
+        "schedules": {"office": {"weekly": {"mon-fri": ["08:00-18:00"]}}},
+        "rules": rules,
+        "default": {"queue": "default"},
+    }
     if draw(st.booleans()):
         doc["fallback"] = {"queue": "fallback"}
     return doc
@@ -135,7 +160,8 @@ facts_strategy = st.fixed_dictionaries(
     }
 ).map(lambda facts: {k: v for k, v in facts.items() if v != "absent"})
 
-AT = datetime.fromisoformat("2026-11-23T10:00:00+00:00")
+#: Monday 10:00 (office open) and 20:00 (closed), UTC.
+INSTANTS = [datetime.fromisoformat(f"2026-11-23T{h}:00:00+00:00") for h in ("10", "20")]
 
 
 @settings(
@@ -146,27 +172,37 @@ AT = datetime.fromisoformat("2026-11-23T10:00:00+00:00")
 @given(
     doc=rulesets(),
     inputs=st.lists(
-        st.tuples(facts_strategy, st.one_of(st.none(), st.text(max_size=6))),
+        st.tuples(
+            facts_strategy, st.one_of(st.none(), st.text(max_size=6)), st.sampled_from(INSTANTS)
+        ),
         min_size=1,
         max_size=6,
     ),
 )
-def test_indexed_decide_agrees_with_the_in_order_scan(tmp_path, doc, inputs):
+def test_indexed_decide_agrees_with_the_in_order_scan_and_with_explain(tmp_path, doc, inputs):
     path = tmp_path / "prop.yaml"
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
     ruleset = load_rules(path)["prop"]
-    for facts, cid in inputs:
-        indexed = ruleset.decide(facts, conversation_id=cid, at=AT)
-        scanned = decide_by_scan(ruleset, facts, conversation_id=cid, at=AT)
+    for facts, cid, at in inputs:
+        indexed = ruleset.decide(facts, conversation_id=cid, at=at)
+        scanned = decide_by_scan(ruleset, facts, conversation_id=cid, at=at)
         assert (indexed.rule, indexed.queue, indexed.outcome) == (
             scanned.rule,
             scanned.queue,
             scanned.outcome,
         ), (facts, cid)
         assert indexed == scanned
-        explained = ruleset.explain(facts, conversation_id=cid, at=AT)
-        assert (explained.rule, explained.queue, explained.outcome) == (
-            scanned.rule,
-            scanned.queue,
-            scanned.outcome,
-        )
+
+        explained = ruleset.explain(facts, conversation_id=cid, at=at)
+        assert explained.trace is not None
+        assert dataclasses.replace(explained, trace=None) == indexed, (facts, cid)
+        selected = [entry["rule"] for entry in explained.trace if entry["selected"]]
+        assert selected == ([] if indexed.rule is None else [indexed.rule])
+        matched = [entry["rule"] for entry in explained.trace if entry["matched"]]
+        assert matched[:1] == selected  # the selected rule is the first that matched
+        scope, _ = ruleset._scope(facts, at)
+        for entry, check in zip(explained.trace, ruleset.checks, strict=True):
+            result = check(scope)
+            assert entry["matched"] is (result is True)
+            assert entry["result"] == {True: "matched", False: "no_match", None: "unknown"}[result]
+            assert (entry["condition"] is None) is (result is True)

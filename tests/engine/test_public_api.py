@@ -218,3 +218,32 @@ def test_the_engine_does_not_import_aiohttp(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+ENGINE_API = {
+    "RULE_FILE_SUFFIXES", "Decision", "FileLoad", "PathLoad", "Problem", "RuleSet", "RulesError",
+    "TestResult", "decide_by_scan", "load_bytes", "load_file", "load_path", "load_rules",
+    "rule_file_schema", "ruleset_files", "run_tests", "unreached_rules",
+    "UNRECORDED", "decide_replayed", "paths_read", "MAX_FILE_BYTES",
+}  # fmt: skip
+
+
+def test_the_engine_api_is_what_router_engine_exports():
+    import router
+    import router.engine
+
+    assert set(router.engine.__all__) == ENGINE_API
+    for name in ENGINE_API:
+        assert getattr(router.engine, name) is not None
+    assert set(router.__all__) == {"Decision", "Problem", "RuleSet", "RulesError", "load_rules"}
+    for name in router.__all__:
+        assert getattr(router, name) is getattr(router.engine, name)
+
+
+@pytest.mark.parametrize("module", ["router/cli.py", "router/reload.py"])
+def test_the_cli_and_the_reloader_use_only_the_engine_api(module):
+    from pathlib import Path
+
+    source = (Path(__file__).parents[2] / module).read_text(encoding="utf-8")
+    assert "router.engine." not in source
+    assert "from router.engine import" in source

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router.engine.load import load_bytes
 
@@ -236,3 +238,11 @@ def test_unknown_namespace_is_a_check_error(template):
 @pytest.mark.parametrize("template", ["{state.tier", "state.tier}", "{state.{x}}", "a } b"])
 def test_unbalanced_braces_are_a_check_error(template):
     assert _load_label(template).ruleset is None
+
+
+@given(st.text(max_size=20) | st.text(alphabet=" \t\n\x0b\x1c\x7fab\u200b\x85\xa0", max_size=8))
+@settings(max_examples=500, deadline=None)
+def test_sanitise_skips_no_character_its_patterns_would_change(text):
+    from router.engine.values import _CONTROL, _SPACE, sanitise
+
+    assert sanitise(text) == _SPACE.sub(" ", _CONTROL.sub("", text))

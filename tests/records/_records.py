@@ -7,8 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from router.engine.decide import RuleSet
-from router.engine.load import load_bytes
+from router.engine import RuleSet, load_bytes
 from router.ids import new_id
 from router.records import encode_record, recorded_facts, sensitive_paths
 
