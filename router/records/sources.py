@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from router.observe import configure_logging
 from router.records.record import BadRecord, decode_record
 from router.records.replay import Replay, parse_duration
 from router.settings import STORE_SCHEMES, SettingsError, load_settings
@@ -59,6 +61,11 @@ async def replay_store(replay: Replay, url: str, *, since: float | None = None) 
     environment) to ``replay``. Raises :class:`SourceError` when it cannot be read."""
     try:
         settings = load_settings(store=url)
+        # The report goes to standard output: the store's own warnings go to standard error.
+        configure_logging(
+            settings.model_copy(update={"log_format": "console", "log_level": "warning"}),
+            stream=sys.stderr,
+        )
         store = open_store(settings)
     except (SettingsError, ValueError) as exc:
         raise SourceError(str(exc)) from None
