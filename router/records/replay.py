@@ -295,7 +295,11 @@ def render_text(report: ReplayReport) -> str:
         lines.append("changes (old rule → new rule, old queue → new queue):")
         count_width = len(f"{report.changes[0].count:,}")
         for group in report.changes:
-            rules = f"{_rule(group.from_rule)} → {_rule(group.to_rule)}"
+            rules = (
+                f"rule {_rule(group.from_rule)}"
+                if group.from_rule == group.to_rule
+                else f"rule {_rule(group.from_rule)} → {_rule(group.to_rule)}"
+            )
             queues = (
                 f"queue {group.from_queue}"
                 if group.from_queue == group.to_queue

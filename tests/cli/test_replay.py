@@ -61,7 +61,7 @@ def test_text_report_for_a_person(tmp_path: Path) -> None:
     assert "replayed 4 recorded decisions with default" in done.stdout
     assert "  changed    2" in done.stdout
     assert "  uncertain  1" in done.stdout
-    assert "vip → vip   queue vip → vip-2" in done.stdout
+    assert "rule vip   queue vip → vip-2" in done.stdout
 
 
 def test_bad_lines_are_named_on_stderr_and_the_rest_replayed(tmp_path: Path) -> None:

@@ -186,7 +186,7 @@ def test_the_text_report_lists_totals_then_changes() -> None:
     replay.feed("r", record(old, {"state": {"tier": "gold"}}, at=MONDAY_NOON, conversation_id="c"))
     text = render_text(replay.report())
     assert "  changed    1" in text
-    assert "vip → vip   queue vip → vip-2" in text
+    assert "rule vip   queue vip → vip-2" in text
 
 
 facts_strategy = st.fixed_dictionaries(
