@@ -212,3 +212,20 @@ async def test_the_record_file_gets_one_json_line_per_decision(
     }  # fmt: skip
     assert set(lines[0]["facts"]) == {"handoff", "state", "conversation", "context"}
     assert "+447700900123" not in path.read_text()
+
+
+async def test_the_time_limit_answers_with_what_was_replayed(make_client: MakeClient) -> None:
+    from datetime import UTC, datetime
+
+    from tests.records._records import record, ruleset
+
+    client = await make_client(ROUTER_REPLAY_TIMEOUT_S="0.000001")
+    store = client.app[SERVICE].store
+    served = ruleset(RULES_YAML)
+    at = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    for n in range(450):
+        body = record(served, {}, at=at, conversation_id=f"c-{n}")
+        await store.save_decision({"conversation_id": None}, ttl_s=60, record=body)
+    report = await (await client.post("/v1/replay", data=RULES_YAML.encode(), headers=YAML)).json()
+    assert report["replayed"] == 200  # stopped at the first look at the clock
+    assert "ROUTER_REPLAY_TIMEOUT_S" in report["stopped"]
