@@ -24,6 +24,7 @@ Results and how to read them: docs/benchmarks.md, "Decision records and replay".
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -124,6 +125,44 @@ def cpu_timed(work: Callable[[], Replay], repeat: int) -> tuple[float, Replay]:
         best = min(best, time.process_time() - began)
     assert replay is not None
     return best, replay
+
+
+async def service_cost(inputs: list[dict[str, Any]], repeat: int) -> dict[str, float]:
+    """CPU per ``DecisionService.decide`` (memory store, inline facts), with decision
+    records (``ROUTER_RECORD_MAX`` default) and without (0), taking turns, best of
+    ``repeat`` turns each."""
+    from router.observe import configure_logging
+    from router.reload import RulesReloader
+    from router.rules_registry import RulesRegistry
+    from router.service import DecisionRequest, open_service
+    from router.settings import load_settings
+
+    registry = RulesRegistry()
+    RulesReloader(registry, ROOT / "rules").reload()
+    best = {"off": float("inf"), "on": float("inf")}
+    with open(os.devnull, "w") as sink:  # noqa: ASYNC230 - a sink for the log lines
+        for _ in range(max(repeat, 3)):
+            for mode, record_max in (("off", "0"), ("on", "100000")):
+                settings = load_settings(
+                    ROUTER_RULES=str(ROOT / "rules"), ROUTER_RECORD_MAX=record_max
+                )
+                configure_logging(settings, stream=sink)
+                async with open_service(settings, registry) as service:
+                    requests = [
+                        DecisionRequest(
+                            conversation_id=new_id(),
+                            handoff=given["handoff"] or {},
+                            state=given["state"] or {},
+                            context=given["context"],
+                        )
+                        for given in inputs
+                    ]
+                    began = time.process_time()
+                    for request in requests:
+                        await service.decide(request)
+                    spent = time.process_time() - began
+                best[mode] = min(best[mode], spent / len(inputs) * 1e6)
+    return {mode: round(value, 1) for mode, value in best.items()}
 
 
 def candidate_from(text: str, tmp: Path, name: str) -> dict[str, RuleSet]:
@@ -252,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     record_us = best / len(inputs) * 1e6
     results["record_us_per_call"] = round(record_us, 2)
     print(f"\nrecording: {record_us:.1f} µs of CPU per routed call (facts masked, encoded, ring)")
+    service_us = asyncio.run(service_cost(inputs[:5000], args.repeat))
+    results["service_us_per_call"] = service_us
+    added = service_us["on"] - service_us["off"]
+    print(
+        f"the decision service (memory store, inline facts, info logs to /dev/null): "
+        f"{service_us['off']:.1f} µs of CPU per call without records, {service_us['on']:.1f} "
+        f"µs with: +{added:.1f} µs"
+    )
     target_met = results["cases"]["file"]["per_s"] >= TARGET_PER_S
     results["target"] = {
         "target": f"replay ≥ {TARGET_PER_S:,} records/s per core (from the record file)",

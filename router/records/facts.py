@@ -41,11 +41,12 @@ class SensitivePaths:
 
     def matches(self, path: str) -> bool:
         """Whether the value at ``path`` is sensitive."""
-        return path in self.exact or any(path.startswith(p) for p in self.prefixes)
+        return path in self.exact or (bool(self.prefixes) and path.startswith(self.prefixes))
 
     def walks(self, path: str) -> bool:
-        """Whether something under ``path`` may be sensitive."""
-        return path in self.parents or any(p.startswith(path + ".") for p in self.prefixes)
+        """Whether something under ``path`` may be sensitive (a path under a ``*`` pattern's
+        stem is matched, and removed, before it would be walked)."""
+        return path in self.parents
 
 
 @functools.lru_cache(maxsize=256)
