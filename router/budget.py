@@ -190,6 +190,7 @@ class Crowd:
         "_clock",
         "_due_at",
         "_measured_cost_s",
+        "_purge_at",
         "_run_count",
         "_run_started",
         "_timer",
@@ -206,6 +207,7 @@ class Crowd:
         self._answer_cost_s = answer_cost_s
         self._measured_cost_s = answer_cost_s
         self._unanswered = 0
+        self._purge_at = 0.0
         self._run_started = 0.0
         self._run_count = 0
         self._clock = clock
@@ -302,12 +304,18 @@ class Crowd:
     def _fire(self) -> None:
         """Cut every wait due now (with a millisecond's grace), then re-arm for the next."""
         self._timer = None
-        self._due_at = float("inf")
+        due, self._due_at = self._due_at, float("inf")
         now = self._clock()
-        for key, waiting in list(self._by_deadline.items()):
-            if waiting.cut and waiting.expires_at < now:  # never answered: gone
-                del self._by_deadline[key]
-                self._settle(now)
+        if now - due > _LAG_S and self._unanswered > 0:
+            # The loop is late while it is still answering the last cuts: the machine is
+            # busier than the learnt cost says. Take more room now, not at the next burst.
+            self._answer_cost_s = min(self._answer_cost_s * _LAG_BOOST, _MAX_ANSWER_COST_S)
+        if now >= self._purge_at:  # cut requests that never said they were answered
+            self._purge_at = now + _PURGE_EVERY_S
+            for key, waiting in list(self._by_deadline.items()):
+                if waiting.cut and waiting.expires_at < now:
+                    del self._by_deadline[key]
+                    self._settle(now)
         if not self._waiting:
             return
         cutoffs = self._cutoffs()
@@ -340,5 +348,9 @@ _LEARNING_RATE = 0.2
 """Weight of the latest measured run in the answer cost."""
 _COST_MARGIN = 1.25
 """Room over the measured cost (writing the answer happens after it is counted)."""
+_LAG_S = 0.002
+"""The crowd's timer firing this late means the loop is behind."""
+_LAG_BOOST = 1.5
+_PURGE_EVERY_S = 1.0
 _MIN_ANSWER_COST_S = 0.0001
 _MAX_ANSWER_COST_S = 0.005

@@ -485,9 +485,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Route PolyAI voice-agent handoffs to contact-centre queues with YAML rules.",
         epilog="Run 'router COMMAND --help' for a command's options and defaults.",
     )
-    from router import __version__
+    from router import __api_version__, __version__
 
-    parser.add_argument("--version", action="version", version=f"router {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"router {__version__} (API contract {__api_version__})",
+    )
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Command
     )

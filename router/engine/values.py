@@ -9,8 +9,9 @@ candidate index and templates all use them, so they cannot disagree.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 
@@ -138,10 +139,33 @@ def snake_case(key: str) -> str:
     return _HUMP.sub(r"\1_\2", _ACRONYM.sub(r"\1_\2", key)).lower()
 
 
-def snake_case_aliases(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``record`` with each camelCase key also under its snake_case name (existing keys win)."""
+MAX_ALIASED_KEYS = 256
+"""Top-level keys of one record given a snake_case alias. PolyAI's conversation record has a
+few dozen; a record with tens of thousands (under the upstream size limit) must not cost a
+regex each: past this many, only PolyAI's own record fields (:data:`RECORD_FIELDS`) still
+get one, and the other keys are readable under their own names only."""
+
+RECORD_FIELDS = (
+    "conversationId", "accountId", "projectId", "agentId", "createdAt", "startedAt",
+    "endedAt", "fromNumber", "toNumber", "variantId", "variantName", "clientEnv",
+    "inProgress", "handoffDestination", "handoffReason",
+)  # fmt: skip
+"""The camelCase fields of PolyAI's conversation record (its documented shape)."""
+
+
+def snake_case_aliases(
+    record: Mapping[str, Any], *, limit: int = MAX_ALIASED_KEYS
+) -> Mapping[str, Any]:
+    """``record`` with each camelCase key also under its snake_case name (existing keys win),
+    for the first ``limit`` keys and PolyAI's record fields (the work is bounded whatever
+    the record holds)."""
     extra = {}
-    for key in record:
+    keys: Iterable[Any] = record
+    if len(record) > limit:
+        keys = [*itertools.islice(record, limit), *(k for k in RECORD_FIELDS if k in record)]
+    for key in keys:
+        if type(key) is not str or key.islower():
+            continue  # nothing to convert: the common case costs no regex
         snake = snake_case(key)
         if snake != key and snake not in record:
             extra[snake] = record[key]

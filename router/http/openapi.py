@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from router import __api_version__, __version__
 from router.http.models import (
     ConversationId,
     ErrorResponse,
@@ -32,8 +33,8 @@ from router.http.models import (
     RulesetsResponse,
 )
 
-API_VERSION = "1.2"
-"""The contract version this document describes."""
+API_VERSION = __api_version__
+"""The contract version this document describes (the package has its own, ``router --version``)."""
 
 DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -287,7 +288,10 @@ def build_openapi() -> dict[str, Any]:
             "version": API_VERSION,
             "description": "Decides which contact-centre queue a PolyAI voice agent's "
             "transferred call goes to, from YAML routing rules, within a latency budget. "
-            'Every error answer is `{"error": {"code", "message", "details"}}`.',
+            'Every error answer is `{"error": {"code", "message", "details"}}`. '
+            f"`info.version` is the API contract's version; the package serving it is "
+            f"polyai-router {__version__} (`router --version`).",
+            "x-package-version": __version__,
         },
         "paths": _paths(),
         "components": {

@@ -68,13 +68,13 @@ def encode_record(
     outcome: str,
 ) -> bytes:
     """The record of one decision as the store keeps it (as
-    :func:`router.store.codec.dumps_decision` writes it: an integer beyond 64 bits stays
+    :func:`router.store.codec.dumps_trusted` writes it: an integer beyond 64 bits stays
     exact; facts hold no NaN, which the request parsers turn into text).
 
     Raises ``TypeError`` when the facts hold something JSON cannot (the caller drops the
     record and counts it).
     """
-    return codec.dumps_decision(
+    return codec.dumps_trusted(
         {
             "v": RECORD_SHAPE,
             "decision_id": decision_id,

@@ -102,9 +102,11 @@ def _replaced(entry: _Entry, records: Sequence[_Record]) -> _Entry:
 
 
 def _named(kind: str, values: Mapping[str, JSONMap | None], expires_at: float) -> list[_Record]:
-    """Records of ``kind`` for the values given (those not ``None``), by name."""
+    """Records of ``kind`` for the values given (those not ``None``), by name. Cached lookups
+    are upstream answers orjson parsed (no NaN can be in them); pushes may hold anything."""
+    dumps = codec.dumps_trusted if kind == _CACHED else codec.dumps
     return [
-        (kind, name, expires_at, codec.dumps(dict(value)))
+        (kind, name, expires_at, dumps(dict(value)))
         for name, value in values.items()
         if value is not None
     ]
@@ -296,7 +298,7 @@ class MemoryStore:
         keys = _keys(cid, sid)
         if not keys:
             return
-        kept: _Record = (_DECISION, "", now + ttl_s, codec.dumps_decision(decision))
+        kept: _Record = (_DECISION, "", now + ttl_s, codec.dumps_trusted(decision))
         for key in keys:
             self._write(key, now, [kept])
         if lookups:

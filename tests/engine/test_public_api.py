@@ -221,10 +221,11 @@ def test_the_engine_does_not_import_aiohttp(tmp_path):
 
 
 ENGINE_API = {
+    "MAX_FILE_BYTES",
     "RULE_FILE_SUFFIXES", "Decision", "FileLoad", "PathLoad", "Problem", "RuleSet", "RulesError",
     "TestResult", "decide_by_scan", "load_bytes", "load_file", "load_path", "load_rules",
     "rule_file_schema", "ruleset_files", "run_tests", "unreached_rules",
-    "UNRECORDED", "decide_replayed", "paths_read", "MAX_FILE_BYTES",
+    "UNRECORDED", "decide_replayed", "paths_read",
 }  # fmt: skip
 
 

@@ -38,3 +38,11 @@ def test_public_operations_need_no_security() -> None:
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert paths[path]["get"]["security"] == []
     assert paths["/v1/route"]["post"]["security"]
+
+
+async def test_the_document_names_the_api_version_and_the_package_version(client: Any) -> None:
+    import router
+
+    info = (await (await client.get("/openapi.json")).json())["info"]
+    assert info["version"] == router.__api_version__ == "1.2"
+    assert info["x-package-version"] == router.__version__

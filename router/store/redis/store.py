@@ -288,7 +288,7 @@ class RedisStore:
                 self._add_record(record, timeout_s)
         if cid is None and sid is None:
             return
-        pending = Pending(cid, sid, codec.dumps_decision(decision), self._clock() + ttl_s)
+        pending = Pending(cid, sid, codec.dumps_trusted(decision), self._clock() + ttl_s)
         if self._outbox:
             self._outbox.add(pending)
             return
@@ -422,7 +422,8 @@ def _cache_values(lookups: Mapping[str, JSONMap]) -> dict[str, bytes]:
     unknown = set(lookups) - set(CACHE_NAMES)
     if unknown:
         raise ValueError(f"unknown cached lookup {sorted(unknown)}; known: {CACHE_NAMES}")
-    return {name: codec.dumps(value) for name, value in lookups.items()}
+    # upstream answers orjson parsed: no NaN or infinity can be in them
+    return {name: codec.dumps_trusted(value) for name, value in lookups.items()}
 
 
 def _loads(raw: bytes | None, what: str) -> Any:
