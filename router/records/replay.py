@@ -33,14 +33,18 @@ MAX_UNREADABLE = 100
 """Unreadable records listed by place (all are counted)."""
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST_S = 10 * 366 * 86400
 
 
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``24h``, ``7d`` or a sum of them (``1h30m``); ``ValueError`` else."""
     parts = _DURATION.findall(text.strip())
     if not parts or "".join(f"{n}{u}" for n, u in parts) != text.strip():
-        raise ValueError(f"'{text}' is not a duration such as 90s, 15m, 24h, 7d or 1h30m")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+        raise ValueError(f"'{text[:40]}' is not a duration such as 90s, 15m, 24h, 7d or 1h30m")
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds > _LONGEST_S:
+        raise ValueError("a duration longer than 10 years (records are not kept that long)")
+    return timedelta(seconds=seconds)
 
 
 @dataclass(slots=True)

@@ -247,3 +247,17 @@ def test_replaying_recorded_traffic_against_the_same_version_changes_nothing(
         removed = sum("ani" in facts["context"] for facts, _, _ in traffic)
         reads_removed = text == RULES  # the bundled rules never read context.ani
         assert report.uncertain <= (removed if reads_removed else 0)
+
+
+def test_durations_read_as_ops_write_them() -> None:
+    from datetime import timedelta
+
+    import pytest
+
+    from router.records.replay import parse_duration
+
+    assert parse_duration("1h30m") == timedelta(hours=1, minutes=30)
+    assert parse_duration("7d") == timedelta(days=7)
+    for bad in ("soon", "1h 30m", "", "14m3502438s21s2417277724202790053.149h"):
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(bad)
