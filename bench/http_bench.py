@@ -33,6 +33,10 @@ per decision from the router's ``/metrics``.
 
     python bench/http_bench.py --scale --rounds 3 --json /tmp/scale.json   # ≈ 3.5 min
 
+``--record-max 0`` runs every router without decision records (replay), so a run with and
+one without show what recording costs per routed call (docs/benchmarks.md, "Decision
+records and replay").
+
 Needs ``wrk`` (Debian: ``apt-get update && apt-get install -y wrk``) and, for
 ``--profile``, py-spy (``pip install py-spy``). Every server listens on a free loopback
 port and every process started here is stopped at the end, Ctrl-C or failure included.
@@ -528,6 +532,8 @@ class Bench:
             POLYAI_HANDOFF_URL=fake.handoff_url if fake else "http://127.0.0.1:9",
             POLYAI_DATA_URL=fake.data_url if fake else "http://127.0.0.1:9",
         )
+        if self.args.record_max is not None:  # decision records for replay (0: none)
+            env["ROUTER_RECORD_MAX"] = str(self.args.record_max)
         env.update(extra or {})
         return env
 
@@ -1692,6 +1698,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write every number here")
     parser.add_argument("--profile", action="store_true", help="py-spy over (b), (c), (d-nb)")
     parser.add_argument("--profile-seconds", type=int, default=6)
+    parser.add_argument(
+        "--record-max",
+        type=int,
+        default=None,
+        help="ROUTER_RECORD_MAX of every router (0: no decision records; default: the "
+        "router's), to weigh what recording costs",
+    )
     parser.add_argument(
         "--conversations",
         type=int,

@@ -325,6 +325,61 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+# --- replay -----------------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """Decide recorded decisions again with the candidate rules; report what would change."""
+    import asyncio
+    from datetime import UTC
+
+    from router.records import Replay, render_text
+    from router.records.sources import (
+        SourceError,
+        is_store_url,
+        parse_duration,
+        replay_file,
+        replay_store,
+    )
+
+    try:
+        since = None if args.since is None else datetime.now(UTC) - parse_duration(args.since)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    source: str = args.source
+    if not is_store_url(source) and not Path(source).is_file():
+        raise UsageError(f"--from {source}: no such record file (or a redis:// store URL)")
+    loaded = load_path(args.candidate)
+    rulesets, problems = loaded.rulesets, loaded.problems
+    errors, _ = _counts(problems)
+    if errors:
+        for problem in problems:
+            sys.stderr.write(f"{problem}\n")
+        sys.stderr.write(f"router replay: the candidate does not pass router check ({errors})\n")
+        return EXIT_FAILED
+    replay = Replay(rulesets, since=since)
+    try:
+        if is_store_url(source):
+            cutoff = None if since is None else since.timestamp()
+            asyncio.run(replay_store(replay, source, since=cutoff))
+        else:
+            replay_file(replay, Path(source))
+    except SourceError as exc:
+        raise UsageError(f"--from: {exc}") from None
+    report = replay.report()
+    for skipped in report.unreadable:
+        sys.stderr.write(f"{skipped.where}: skipped: {skipped.reason}\n")
+    if report.unreadable_count > len(report.unreadable):
+        sys.stderr.write(
+            f"… and {report.unreadable_count - len(report.unreadable)} more unreadable records\n"
+        )
+    if args.format == "json":
+        _dump(report.to_dict(), out)
+    else:
+        out.write(render_text(report))
+    return EXIT_OK
+
+
 # --- schema / serve ---------------------------------------------------------------------
 
 
@@ -498,6 +553,34 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
     explain.add_argument("input", metavar="INPUT.json", help="the input (- for standard input)")
     explain.set_defaults(handler=cmd_explain)
+
+    replay = commands.add_parser(
+        "replay",
+        help="decide recorded decisions again with candidate rules: what would change",
+        description="Replay: decide every recorded decision again with the CANDIDATE rules\n"
+        "(a file or folder), at its recorded instant and with its recorded conversation id,\n"
+        "and report how many would go elsewhere, grouped by old and new rule and queue.\n"
+        "Decisions a value that was not recorded (a sensitive one) could change are\n"
+        "uncertain. Records of other rulesets, and unreadable ones, are skipped (said on\n"
+        "standard error).\n\n"
+        "exit status: 0 replayed, 1 the candidate does not pass router check, 2 usage error",
+    )
+    replay.add_argument("candidate", type=Path, metavar="CANDIDATE", help="rules folder or file")
+    replay.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="SOURCE",
+        help="a record file (ROUTER_RECORD_FILE) or a store URL (redis://…) (required)",
+    )
+    replay.add_argument(
+        "--since",
+        default=None,
+        metavar="DURATION",
+        help="only records this recent: 90s, 15m, 24h, 7d, 1h30m (default: all)",
+    )
+    replay.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
+    replay.set_defaults(handler=cmd_replay)
 
     schema = commands.add_parser(
         "schema",

@@ -85,3 +85,9 @@ STORE_ROUND_TRIPS = Counter(
     "router_store_round_trips_total",
     "Pipelines sent to the shared store (the calls of one event-loop turn share one).",
 )
+RECORDS_DROPPED = Counter(
+    "router_records_dropped_total",
+    "Decision records not kept for replay, by reason (file_buffer_full, file_write_failed, "
+    "store, unencodable): recording never delays or fails a decision, so it drops instead.",
+    ["reason"],
+)

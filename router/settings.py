@@ -104,6 +104,17 @@ class Settings(BaseSettings):
         default=10, ge=0, le=86_400, alias="ROUTER_RELOAD_REMOVE_GRACE_S"
     )
     """How long a ruleset whose file disappeared keeps serving, waiting for it to return."""
+    record_max: int = Field(default=100_000, ge=0, le=10_000_000, alias="ROUTER_RECORD_MAX")
+    """Decision records kept for replay (contract §8): the in-memory ring's length, or the
+    shared store's stream's (approximate) maximum length; 0 records none."""
+    record_file: Path | None = Field(default=None, alias="ROUTER_RECORD_FILE")
+    """A JSON-lines file every decision record is also appended to (by a background writer)."""
+    record_file_buffer: int = Field(
+        default=10_000, ge=1, le=1_000_000, alias="ROUTER_RECORD_FILE_BUFFER"
+    )
+    """Records waiting for the file writer; past this, new ones are dropped (and counted)."""
+    replay_timeout_s: float = Field(default=30, gt=0, le=3600, alias="ROUTER_REPLAY_TIMEOUT_S")
+    """Longest ``POST /v1/replay`` works before answering with what it has replayed."""
 
     @field_validator("port", mode="before")
     @classmethod
@@ -156,6 +167,11 @@ class Settings(BaseSettings):
                 "letter or a digit, at most 128 characters"
             )
         return value
+
+    @field_validator("record_file", mode="before")
+    @classmethod
+    def _record_file(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("store_prefix")
     @classmethod

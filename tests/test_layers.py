@@ -29,6 +29,7 @@ def layer(module: str) -> str:
         return "bottom"
     for prefix, name in (
         ("router.engine", "engine"),
+        ("router.records", "records"),
         ("router.store", "store"),
         ("router.facts", "facts"),
         ("router.service", "service"),
@@ -50,10 +51,11 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"engine"},
     "store": {"store", "bottom"},
     "facts": {"facts", "store", "engine", "bottom"},
+    "records": {"records", "store", "engine", "bottom"},
     "rules": {"rules", "engine", "bottom"},
-    "service": {"service", "facts", "store", "engine", "rules", "bottom"},
+    "service": {"service", "records", "facts", "store", "engine", "rules", "bottom"},
     "fronts": {"fronts", "service", "rules", "bottom", "store"},
-    "top": {"top", "fronts", "service", "facts", "store", "engine", "rules", "bottom"},
+    "top": {"top", "fronts", "service", "records", "facts", "store", "engine", "rules", "bottom"},
 }
 """What each layer may import. ``fronts`` may name the store only for its interface
 (``router.store``, checked below), never a backend."""

@@ -6,7 +6,7 @@ the modules behind it are internals. The smaller embedding API of contract §6
 re-exported by :mod:`router`.
 """
 
-from router.engine.decide import Decision, RuleSet, decide_by_scan
+from router.engine.decide import Decision, RuleSet, decide_by_scan, decide_replayed, paths_read
 from router.engine.load import (
     RULE_FILE_SUFFIXES,
     FileLoad,
@@ -20,11 +20,13 @@ from router.engine.load import (
 from router.engine.problems import Problem, RulesError
 from router.engine.schema import rule_file_schema
 from router.engine.testing import TestResult, run_tests, unreached_rules
+from router.engine.values import UNRECORDED
 from router.engine.yamlsrc import MAX_FILE_BYTES
 
 __all__ = [
     "MAX_FILE_BYTES",
     "RULE_FILE_SUFFIXES",
+    "UNRECORDED",
     "Decision",
     "FileLoad",
     "PathLoad",
@@ -33,10 +35,12 @@ __all__ = [
     "RulesError",
     "TestResult",
     "decide_by_scan",
+    "decide_replayed",
     "load_bytes",
     "load_file",
     "load_path",
     "load_rules",
+    "paths_read",
     "rule_file_schema",
     "ruleset_files",
     "run_tests",

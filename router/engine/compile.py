@@ -7,8 +7,9 @@ the condition that failed, for ``explain``. Nothing from a rule file is ever
 evaluated as code: operators are looked up in a fixed table and regexes are
 compiled by RE2 (linear time).
 
-Logic is three-valued: a condition that reads a failed source is unknown
-(``None``). Unknown never matches; ``not`` of unknown is unknown; ``any`` is
+Logic is three-valued: a condition that reads a failed source, or a value replay
+knows was there but was not recorded (:data:`~router.engine.values.UNRECORDED`), is
+unknown (``None``). Unknown never matches; ``not`` of unknown is unknown; ``any`` is
 true if one branch is true; ``all`` is false if one branch is false.
 """
 
@@ -23,7 +24,15 @@ from typing import Any, Union
 import re2
 
 from router.engine.schedule import Schedule
-from router.engine.values import MISSING, as_bool, as_number, as_text, is_empty, lookup
+from router.engine.values import (
+    MISSING,
+    UNRECORDED,
+    as_bool,
+    as_number,
+    as_text,
+    is_empty,
+    lookup,
+)
 
 NAMESPACES = ("handoff", "state", "conversation", "context")
 COMBINATORS = ("all", "any", "not", "during", "outside")
@@ -49,11 +58,13 @@ Why = Callable[["Scope"], Explained]
 class Scope:
     """What one decision evaluates against: the facts, the clock and per-call caches."""
 
-    __slots__ = ("_now", "_open", "at", "facts")
+    __slots__ = ("_now", "_open", "at", "facts", "unrecorded")
 
     def __init__(self, facts: Facts, at: datetime | None) -> None:
         self.facts = facts
         self.at = at
+        self.unrecorded = False
+        """Set by a condition that read an :data:`UNRECORDED` value (replay's uncertainty)."""
         self._now: datetime | None = None
         self._open: dict[str, bool] = {}
 
@@ -366,7 +377,11 @@ def make_leaf(path: str, ops: tuple[Op, ...], ignore_case: bool) -> Leaf:
             facts = scope.facts[namespace]
             if facts is None:
                 return None
-            return check(facts.get(key, MISSING))
+            value = facts.get(key, MISSING)
+            if value is UNRECORDED:
+                scope.unrecorded = True
+                return None
+            return check(value)
 
     else:
 
@@ -374,7 +389,11 @@ def make_leaf(path: str, ops: tuple[Op, ...], ignore_case: bool) -> Leaf:
             facts = scope.facts[namespace]
             if facts is None:
                 return None
-            return check(lookup(facts, keys))
+            value = lookup(facts, keys)
+            if value is UNRECORDED:
+                scope.unrecorded = True
+                return None
+            return check(value)
 
     def why(scope: Scope) -> Explained:
         result = test(scope)
@@ -387,7 +406,9 @@ def make_leaf(path: str, ops: tuple[Op, ...], ignore_case: bool) -> Leaf:
                 "op": first.name,
                 "expected": _plain(first.expected),
                 "actual": None,
-                "reason": f"source '{namespace}' failed",
+                "reason": f"source '{namespace}' failed"
+                if scope.facts[namespace] is None
+                else "not recorded",
             }
         facts = scope.facts[namespace]
         value = MISSING if facts is None else lookup(facts, keys)

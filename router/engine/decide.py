@@ -10,7 +10,11 @@ from zoneinfo import ZoneInfo
 
 from router.engine.compile import (
     NAMESPACES,
+    All,
+    AnyOf,
+    Leaf,
     Node,
+    Not,
     Scope,
     Test,
     Why,
@@ -232,6 +236,50 @@ def decide_by_scan(
         if check(scope) is True:
             return ruleset._decision(scope, position, degraded, conversation_id, shared_id)
     return ruleset._decision(scope, None, degraded, conversation_id, shared_id)
+
+
+def decide_replayed(
+    ruleset: RuleSet,
+    facts: Mapping[str, Mapping[str, Any] | None],
+    *,
+    conversation_id: str | None = None,
+    shared_id: str | None = None,
+    at: datetime | None = None,
+) -> tuple[Decision, bool]:
+    """:func:`decide_by_scan`, and whether a value not recorded could have changed it.
+
+    ``facts`` hold :data:`~router.engine.values.UNRECORDED` where a recorded decision's
+    value was removed. The decision is uncertain when a rule tested before the chosen one
+    (or any rule, when none is chosen) was unknown after reading such a value: with the
+    real value it might have matched. A rule that holds, or fails, whatever the value
+    (three-valued logic) leaves the decision certain.
+    """
+    scope, degraded = ruleset._scope(facts, at)
+    uncertain = False
+    for position, check in enumerate(ruleset.checks):
+        scope.unrecorded = False
+        result = check(scope)
+        if result is True:
+            decision = ruleset._decision(scope, position, degraded, conversation_id, shared_id)
+            return decision, uncertain
+        if result is None and scope.unrecorded:
+            uncertain = True
+    return ruleset._decision(scope, None, degraded, conversation_id, shared_id), uncertain
+
+
+def paths_read(ruleset: RuleSet) -> frozenset[str]:
+    """Every fact path the ruleset's conditions read (``state.tier`` …)."""
+    found: set[str] = set()
+    pending: list[Node] = [rule.when for rule in ruleset.rules if rule.when is not None]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Leaf):
+            found.add(node.path)
+        elif isinstance(node, All | AnyOf):
+            pending.extend(node.children)
+        elif isinstance(node, Not):
+            pending.append(node.child)
+    return frozenset(found)
 
 
 def rule_check(node: Node | None) -> Test:

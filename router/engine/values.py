@@ -26,6 +26,20 @@ class _Missing:
 
 MISSING: Final[Any] = _Missing()
 
+
+class _Unrecorded:
+    """A value known to have been there but not recorded (a sensitive path, in replay)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unrecorded>"
+
+
+UNRECORDED: Final[Any] = _Unrecorded()
+"""Put where a replayed record's facts had a value that was not recorded: every condition
+reading it is unknown (``None``), as one reading a failed source is."""
+
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 _CONTROL = re.compile(
     "[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
@@ -98,7 +112,7 @@ def lookup(namespace: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     value: Any = namespace
     for key in keys:
         if not isinstance(value, Mapping):
-            return MISSING
+            return UNRECORDED if value is UNRECORDED else MISSING
         value = value.get(key, MISSING)
         if value is MISSING:
             return MISSING

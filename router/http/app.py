@@ -76,6 +76,7 @@ def _add_routes(app: web.Application) -> None:
         allow_head=False,
     )
     app.router.add_get("/v1/rulesets", handlers.rulesets, name="rulesets", allow_head=False)
+    app.router.add_post("/v1/replay", handlers.replay, name="replay")
     app.router.add_post("/v1/events/polyai", handlers.push_event, name="push_event")
     app.router.add_get("/healthz", handlers.healthz, name="healthz")
     app.router.add_get("/readyz", handlers.readyz, name="readyz")

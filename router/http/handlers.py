@@ -6,6 +6,7 @@ path (gather → rules → record) lives in :mod:`router.service`.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -21,12 +22,12 @@ from pydantic import TypeAdapter, ValidationError
 from router import jsonsafe
 from router.http import signature
 from router.http.body import parse_model, read_json_bytes, validation_details
-from router.http.errors import ApiError
+from router.http.errors import ApiError, body_too_large
 from router.http.keys import API_KEY, API_KEYS, ARRIVAL, LOGGED, SERVICE, SETTINGS
 from router.http.middlewares import presented_key, require_ruleset_access, unauthorized
-from router.http.models import ConversationId, PushEvent, RouteRequest
+from router.http.models import ConversationId, PushEvent, ReplayRequest, RouteRequest
 from router.http.openapi import openapi_bytes
-from router.service import DecisionRequest
+from router.service import CandidateInvalid, DecisionRequest, parse_duration
 
 JSON = "application/json"
 _ID = TypeAdapter(ConversationId)
@@ -114,6 +115,60 @@ def _stored_decision(request: web.Request, decision: dict[str, Any] | None) -> w
         raise ApiError(404, "decision_not_found", "No decision is stored for that id.")
     require_ruleset_access(request, str(decision.get("ruleset", "")))
     return json_response(decision)
+
+
+# Replay -----------------------------------------------------------------------------------
+
+_YAML_TYPES = frozenset({"application/yaml", "text/yaml", "application/x-yaml"})
+CANDIDATE_FILENAME = "candidate.yaml"
+"""The name a candidate's problems are reported under (``candidate.yaml:3:5``)."""
+
+
+async def replay(request: web.Request) -> web.Response:
+    """``POST /v1/replay``: the store's records decided again with the candidate rule file
+    in the body; what would change (contract §8)."""
+    max_bytes = request.app[SETTINGS].max_body_bytes
+    if request.content_type in _YAML_TYPES:
+        if request.content_length is not None and request.content_length > max_bytes:
+            raise body_too_large(max_bytes)
+        rules = await request.read()
+        ruleset, since = request.query.get("ruleset"), request.query.get("since")
+    elif request.content_type == "application/json":
+        body = parse_model(await read_json_bytes(request, max_bytes), ReplayRequest)
+        rules, ruleset, since = body.rules.encode(), body.ruleset, body.since
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the candidate rule file as application/yaml (or text/yaml), or as JSON "
+            '{"rules": "<the YAML text>"} with Content-Type: application/json.',
+        )
+    service = request.app[SERVICE]
+    try:
+        cutoff = None if since is None else datetime.now(UTC) - parse_duration(since)
+    except ValueError as exc:
+        raise ApiError(
+            422, "validation_error", "since is not valid.", [{"path": "since", "message": str(exc)}]
+        ) from None
+    try:
+        candidate = service.load_candidate(rules, filename=CANDIDATE_FILENAME, ruleset=ruleset)
+    except CandidateInvalid as exc:
+        raise ApiError(
+            422,
+            "invalid_rules",
+            "The candidate rule file does not pass router check: see details.",
+            [
+                {
+                    "path": f"{p.file}:{p.line}:{p.col}",
+                    "message": p.message,
+                    "severity": p.severity,
+                }
+                for p in exc.problems
+            ],
+        ) from None
+    require_ruleset_access(request, candidate.name)
+    report = await service.replay(candidate, since=cutoff)
+    return json_response(report.to_dict())
 
 
 # Rulesets ---------------------------------------------------------------------------------

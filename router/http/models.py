@@ -218,3 +218,81 @@ class ErrorResponse(_Strict):
     """Every error answer (4xx and 5xx)."""
 
     error: ErrorBody
+
+
+# Replay (contract §8) ----------------------------------------------------------------
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?[smhd])+$"
+
+
+class ReplayRequest(_Strict):
+    """``POST /v1/replay`` with ``Content-Type: application/json``: the candidate rule file
+    as text. (Or send the YAML itself as ``application/yaml``, with ``ruleset`` and
+    ``since`` as query parameters.)"""
+
+    rules: str = Field(min_length=1, description="The candidate rule file: its YAML text.")
+    ruleset: RulesetName | None = Field(
+        default=None,
+        description="Its name when the file has no `ruleset:` key (default: the default "
+        "ruleset, ROUTER_DEFAULT_RULESET).",
+    )
+    since: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        description="Only records this recent: `90s`, `15m`, `24h`, `7d`, `1h30m`.",
+    )
+
+
+class ReplayTarget(_Strict):
+    rule: str | None = Field(description="The rule's id; null for default/fallback.")
+    queue: str
+
+
+class ReplayChange(_Strict):
+    """Recorded decisions that move from one (rule, queue) to another."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: ReplayTarget = Field(alias="from")
+    to: ReplayTarget
+    count: int
+    examples: list[str] = Field(description="A few of their decision ids.")
+
+
+class ReplaySkippedReasons(_Strict):
+    other_ruleset: int = Field(description="Records of a ruleset the candidate is not.")
+    unreadable: int = Field(description="Records that could not be read (see `unreadable`).")
+
+
+class ReplayUnreadable(_Strict):
+    where: str
+    reason: str
+
+
+class ReplayCandidate(_Strict):
+    ruleset: str
+    version: str
+
+
+class ReplayResponse(_Strict):
+    """What replaying the recorded decisions with the candidate would change (contract §8).
+
+    ``replayed`` = ``changed`` + ``unchanged`` + ``uncertain``: an uncertain decision is one
+    a value not recorded (a sensitive one) could have changed.
+    """
+
+    replayed: int
+    changed: int
+    unchanged: int
+    uncertain: int
+    skipped: int
+    changes: list[ReplayChange] = Field(description="Largest group first.")
+    skipped_reasons: ReplaySkippedReasons
+    unreadable: list[ReplayUnreadable] = Field(description="The first 100, by place.")
+    uncertain_examples: list[str]
+    candidate: list[ReplayCandidate]
+    stopped: str | None = Field(
+        default=None,
+        description="Present when the time limit (ROUTER_REPLAY_TIMEOUT_S) stopped the "
+        "replay before the last record: the counts are of the records before it.",
+    )

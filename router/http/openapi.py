@@ -26,6 +26,8 @@ from router.http.models import (
     PushAccepted,
     PushEvent,
     ReadyResponse,
+    ReplayRequest,
+    ReplayResponse,
     RouteRequest,
     RouteResponse,
     RulesetsResponse,
@@ -40,12 +42,14 @@ _REF = "#/components/schemas/{model}"
 _MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (RouteRequest, "validation"),
     (PushEvent, "validation"),
+    (ReplayRequest, "validation"),
     (RouteResponse, "serialization"),
     (ExplainResponse, "serialization"),
     (RulesetsResponse, "serialization"),
     (ReadyResponse, "serialization"),
     (HealthResponse, "serialization"),
     (PushAccepted, "serialization"),
+    (ReplayResponse, "serialization"),
     (ErrorResponse, "serialization"),
 )
 
@@ -58,7 +62,8 @@ _ERROR_TEXT = {
     "413": "The body is over ROUTER_MAX_BODY_BYTES (`body_too_large`).",
     "415": "The body is not `application/json` (`unsupported_media_type`).",
     "422": "The body or a parameter is not valid; `details` names each bad field "
-    "(`validation_error`).",
+    "(`validation_error`), or, for `/v1/replay`, each problem of the candidate rule file "
+    "as `path` = `file:line:col` (`invalid_rules`).",
     "503": "Not ready (`not_ready`: no valid version of the ruleset is loaded) or the "
     "shared store is unavailable (`store_unavailable`).",
 }
@@ -169,6 +174,45 @@ def _paths() -> dict[str, Any]:
                 "The rulesets being served (those the key may use) and the last reload error.",
                 {**_ok("200", "RulesetsResponse", "The rulesets."), **_errors("401")},
             )
+        },
+        "/v1/replay": {
+            "post": {
+                **_operation(
+                    "replay",
+                    "Decide the store's decision records again with a candidate rule file: "
+                    "how many would change, grouped by old and new rule and queue.",
+                    {
+                        **_ok("200", "ReplayResponse", "What would change."),
+                        **_errors("400", "401", "403", "413", "415", "422", "503"),
+                    },
+                    parameters=[
+                        {
+                            "name": "ruleset",
+                            "in": "query",
+                            "required": False,
+                            "description": "With a YAML body: the candidate's name when the "
+                            "file has no `ruleset:` key.",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "required": False,
+                            "description": "With a YAML body: only records this recent "
+                            "(`24h`, `7d`, `1h30m`).",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        **_json("ReplayRequest"),
+                        "application/yaml": {"schema": {"type": "string"}},
+                        "text/yaml": {"schema": {"type": "string"}},
+                    },
+                },
+            }
         },
         "/v1/events/polyai": {
             "post": _operation(

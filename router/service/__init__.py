@@ -4,6 +4,7 @@ async with open_service(settings, registry) as service:
     answer = await service.decide(DecisionRequest(conversation_id="c-1"))
 """
 
+from router.records.replay import ReplayReport, parse_duration
 from router.service.answer import ANSWER_FIELDS, Answer, Explained
 from router.service.decisions import (
     DecisionService,
@@ -12,21 +13,30 @@ from router.service.decisions import (
     RulesetSummary,
     open_service,
 )
-from router.service.errors import NotReady, RulesetNotFound, ServiceError, StoreUnavailable
+from router.service.errors import (
+    CandidateInvalid,
+    NotReady,
+    RulesetNotFound,
+    ServiceError,
+    StoreUnavailable,
+)
 from router.service.request import DecisionRequest
 
 __all__ = [
     "ANSWER_FIELDS",
     "Answer",
+    "CandidateInvalid",
     "DecisionRequest",
     "DecisionService",
     "Explained",
     "NotReady",
     "Readiness",
     "ReloadProblem",
+    "ReplayReport",
     "RulesetNotFound",
     "RulesetSummary",
     "ServiceError",
     "StoreUnavailable",
     "open_service",
+    "parse_duration",
 ]

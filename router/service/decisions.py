@@ -4,8 +4,9 @@ Every front calls this: ``POST /v1/route`` and ``/v1/explain``, the platform end
 the CLI's tests and the test suite. It owns the request's deadline (from its arrival,
 clamped to ``ROUTER_MAX_BUDGET_MS``), picks the ruleset version once (a reload during the
 call never changes it half-way), gathers the facts within the budget, decides, keeps the
-decision for read-back, and reports it (one ``decision`` log line, the metrics). It never
-fails a call that can still be routed: a store or upstream fault degrades the decision.
+decision for read-back, records it for replay (:mod:`router.records`), and reports it (one
+``decision`` log line, the metrics). It never fails a call that can still be routed: a
+store or upstream fault degrades the decision, and a record that cannot be kept is dropped.
 """
 
 from __future__ import annotations
@@ -14,20 +15,22 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import structlog
 
 from router.budget import Crowd, Deadline
-from router.engine.decide import Decision, RuleSet
+from router.engine import Decision, RuleSet, load_bytes
 from router.facts import FactGatherer, GatheredFacts, make_client_session
 from router.ids import new_id
-from router.metrics import STORE_UP
+from router.metrics import RECORDS_DROPPED, STORE_UP
+from router.records import RecordFile, Replay, ReplayReport, encode_record, recorded_facts
+from router.records.facts import sensitive_paths
 from router.rules_registry import RulesRegistry
 from router.service.answer import Answer, Explained
-from router.service.errors import NotReady, RulesetNotFound, StoreUnavailable
+from router.service.errors import CandidateInvalid, NotReady, RulesetNotFound, StoreUnavailable
 from router.service.request import DecisionRequest
 from router.service.telemetry import observe_decision
 from router.settings import Settings
@@ -41,6 +44,9 @@ _SAVE_DRAIN_TIMEOUT_S = 2.0
 outbox flush stay under the contract's 10 s)."""
 _STORE_STATUS_TIMEOUT_S = 1.0
 _NO_FACTS: dict[str, Any] = {}
+_REPLAY_SLICE = 200
+"""Records replayed between two yields to the event loop (a few milliseconds of work), so
+routed calls keep being answered while ``POST /v1/replay`` runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +88,15 @@ class DecisionService:
         rules: RulesRegistry,
         store: Store,
         gatherer: FactGatherer,
+        record_file: RecordFile | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
         self.store = store
         self.gatherer = gatherer
+        self._record_file = record_file
+        self._record_in_store = settings.record_max > 0
+        self._recording = self._record_in_store or record_file is not None
         self._pending_saves: set[asyncio.Task[None]] = set()
         self._log_state = settings.log_state
         self._crowd = Crowd()
@@ -128,11 +138,13 @@ class DecisionService:
         deadline = self.deadline(request)
         gathered = await self._gather(request, deadline, cache_with_decision=True)
         facts = _facts(gathered, request)
+        at = datetime.now(UTC)  # explicit, so the record replays at the very same instant
         decision = ruleset.decide(
-            facts, conversation_id=gathered.conversation_id, shared_id=gathered.shared_id
+            facts, conversation_id=gathered.conversation_id, shared_id=gathered.shared_id, at=at
         )
         answer = _answer(new_id(), decision, gathered, deadline)
-        await self._save(answer, gathered, deadline)
+        record = self._record(answer, facts, at, ruleset) if self._recording else None
+        await self._save(answer, gathered, deadline, record)
         observe_decision(
             answer, facts=facts if self._log_state else None, platform=request.platform
         )
@@ -180,15 +192,50 @@ class DecisionService:
                 shared_id=request.shared_id,
             )
 
-    async def _save(self, answer: Answer, gathered: GatheredFacts, deadline: Deadline) -> None:
-        """Keep the decision (and cache the new lookups with it), waiting at most what is
-        left of the budget.
+    def _record(
+        self, answer: Answer, facts: Mapping[str, Any], at: datetime, ruleset: RuleSet
+    ) -> bytes | None:
+        """The decision's replay record (handed to the record file here), or ``None`` when
+        the store keeps no records or it cannot be written (dropped and counted)."""
+        try:
+            paths = sensitive_paths(tuple(getattr(ruleset, "sensitive_paths", ())))
+            kept, removed = recorded_facts(facts, paths)
+            body = encode_record(
+                decision_id=answer.decision_id,
+                conversation_id=answer.conversation_id,
+                shared_id=answer.shared_id,
+                ruleset=answer.ruleset,
+                ruleset_version=answer.ruleset_version,
+                at=at,
+                facts=kept,
+                removed=removed,
+                rule=answer.rule,
+                queue=answer.queue,
+                outcome=answer.outcome,
+            )
+        except Exception:  # never fail a decision for its record
+            RECORDS_DROPPED.labels(reason="unencodable").inc()
+            log.debug("record_not_encoded", exc_info=True)
+            return None
+        if self._record_file is not None:
+            self._record_file.put(body)
+        return body if self._record_in_store else None
+
+    async def _save(
+        self,
+        answer: Answer,
+        gathered: GatheredFacts,
+        deadline: Deadline,
+        record: bytes | None = None,
+    ) -> None:
+        """Keep the decision (and cache the new lookups with it, and its replay record),
+        waiting at most what is left of the budget.
 
         A save still running when the budget ends finishes in the background (awaited at
         shutdown); a failed save is logged, and the decision goes out all the same.
         """
-        if answer.conversation_id is None and answer.shared_id is None:
-            return  # nothing to read it back by
+        if answer.conversation_id is None and answer.shared_id is None and record is None:
+            return  # nothing to read it back by, nothing to record
         settings = self.settings
         lookups = dict(gathered.uncached) if settings.cache_ttl_s > 0 else {}
         saving = self.store.save_decision(
@@ -197,6 +244,7 @@ class DecisionService:
             lookups=lookups or None,
             cache_ttl_s=settings.cache_ttl_s,
             timeout_s=deadline.remaining(),
+            record=record,
         )
         if not self.store.shared:  # never waits: no task, no timer
             try:
@@ -227,6 +275,64 @@ class DecisionService:
             log.warning("store_read_failed", operation="decision", reason=exc.__class__.__name__)
             raise StoreUnavailable("The shared store cannot be reached; retry shortly.") from None
         return decision
+
+    # Replay ----------------------------------------------------------------------------
+
+    def load_candidate(self, raw: bytes, *, filename: str, ruleset: str | None) -> RuleSet:
+        """A candidate rule file for :meth:`replay`, compiled; ``ruleset`` names it when the
+        file does not (default: the default ruleset).
+
+        Raises :class:`CandidateInvalid` with the problems ``router check`` would report.
+        """
+        loaded = load_bytes(raw, filename, default_name=ruleset or self.default_ruleset)
+        errors = [p for p in loaded.problems if p.severity == "error"]
+        if loaded.ruleset is None or errors:
+            raise CandidateInvalid(errors or loaded.problems)
+        return loaded.ruleset
+
+    async def replay(self, candidate: RuleSet, *, since: datetime | None = None) -> ReplayReport:
+        """Decide the store's records (at most ``ROUTER_RECORD_MAX``, from ``since``) again
+        with ``candidate``, for at most ``ROUTER_REPLAY_TIMEOUT_S``: past that, the report
+        says where it stopped.
+
+        Raises :class:`StoreUnavailable` when a shared store cannot be read.
+        """
+        settings = self.settings
+        replay = Replay({candidate.name: candidate}, since=since)
+        loop = asyncio.get_running_loop()
+        stop_at = loop.time() + settings.replay_timeout_s
+        read = 0
+        records = self.store.records(since=None if since is None else since.timestamp())
+        try:
+            async for body in records:
+                read += 1
+                replay.feed(f"record {read}", body)
+                if read >= settings.record_max:
+                    break
+                if read % _REPLAY_SLICE == 0:
+                    await asyncio.sleep(0)
+                    if loop.time() >= stop_at:
+                        replay.stopped = (
+                            f"the time limit (ROUTER_REPLAY_TIMEOUT_S="
+                            f"{settings.replay_timeout_s:g}) was reached after {read} records"
+                        )
+                        break
+        except (StoreError, TimeoutError) as exc:
+            log.warning("store_read_failed", operation="records", reason=exc.__class__.__name__)
+            raise StoreUnavailable("The shared store cannot be reached; retry shortly.") from None
+        finally:
+            await records.aclose()  # type: ignore[attr-defined]
+        report = replay.report()
+        log.info(
+            "replayed",
+            ruleset=candidate.name,
+            version=candidate.version,
+            replayed=report.replayed,
+            changed=report.changed,
+            uncertain=report.uncertain,
+            skipped=report.skipped,
+        )
+        return report
 
     # Pushed facts --------------------------------------------------------------------
 
@@ -337,13 +443,24 @@ async def open_service(
     if not the_store.shared:
         STORE_UP.set(1)  # this process's own memory always answers
     the_session = make_client_session(settings) if session is None else session
+    record_file = (
+        None
+        if settings.record_file is None
+        else RecordFile(settings.record_file, buffer=settings.record_file_buffer)
+    )
     service = DecisionService(
-        settings, rules, the_store, FactGatherer(settings, the_store, the_session)
+        settings,
+        rules,
+        the_store,
+        FactGatherer(settings, the_store, the_session),
+        record_file=record_file,
     )
     try:
         yield service
     finally:
         await service.drain()
+        if record_file is not None:
+            await asyncio.to_thread(record_file.close)
         if own_session:
             await the_session.close()
         if own_store:

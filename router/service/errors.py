@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from router.engine.problems import Problem
+
 
 class ServiceError(Exception):
     """Base of the decision service's refusals; the message is a sentence for humans."""
@@ -22,3 +26,11 @@ class RulesetNotFound(ServiceError):
 
 class StoreUnavailable(ServiceError):
     """The shared store could not take or give what was asked; the caller should retry."""
+
+
+class CandidateInvalid(ServiceError):
+    """A candidate rule file given for replay does not pass ``router check``."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("The candidate rule file does not pass router check: see details.")
+        self.problems = tuple(problems)

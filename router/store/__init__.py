@@ -25,7 +25,7 @@ def open_store(settings: Settings) -> Store:
     redis-py cannot use (the message never holds the URL's password).
     """
     if settings.store == "memory":
-        return MemoryStore(settings.memory_max_entries)
+        return MemoryStore(settings.memory_max_entries, record_max=settings.record_max)
     from router.store.redis import open_redis_store  # imports redis-py only when used
 
     return open_redis_store(settings)

@@ -25,7 +25,7 @@ and callers degrade to lookups and inline facts rather than fail the request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -176,11 +176,25 @@ class Store(Protocol):
         lookups: Mapping[str, JSONMap] | None = None,
         cache_ttl_s: float = 0.0,
         timeout_s: float | None = None,
+        record: bytes | None = None,
     ) -> None:
         """Keep ``decision`` as the latest for its ``conversation_id`` and ``shared_id``.
 
         ``lookups`` (with ``cache_ttl_s`` > 0) are cached under the same ids in
-        the same round trip, as :meth:`cache_lookups` would.
+        the same round trip, as :meth:`cache_lookups` would. ``record`` (the decision's
+        replay record, :mod:`router.records`) joins the bounded log of records in the
+        same round trip, even for a decision with neither id; a record the store cannot
+        take is dropped and counted (``router_records_dropped_total``), never retried.
+        """
+        ...
+
+    def records(self, *, since: float | None = None) -> AsyncIterator[bytes]:
+        """The decision records kept (at most ``ROUTER_RECORD_MAX``), oldest first.
+
+        ``since`` (Unix seconds) lets a store start near that instant; it may still
+        yield older records, so the caller filters by each record's ``at``. A shared
+        store reads in pages, each its own round trip, and raises :class:`StoreError`
+        when it cannot.
         """
         ...
 

@@ -51,6 +51,12 @@ def loads(body: bytes) -> Any:
     return orjson.loads(body)
 
 
+def plain(body: bytes) -> bytes:
+    """A body :func:`dumps` wrote as JSON text alone (without the mark of an exact body), for
+    readers that know no mark (a JSON-lines file). The standard library's decoder reads it."""
+    return body[1:] if body[:1] == _EXACT else body
+
+
 def _exact(value: Any) -> bytes:
     # Raises TypeError for what JSON cannot hold at all, as orjson would have.
     return _EXACT + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -28,8 +28,8 @@ starts. It is not thread-safe (one store per event loop).
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from router.store import codec
@@ -116,15 +116,26 @@ class MemoryStore:
     """A :class:`~router.store.base.Store` kept in this process (``ROUTER_STORE=memory``).
 
     ``clock`` is the monotonic clock TTLs are measured on (injectable for tests). Every
-    ``timeout_s`` is accepted and ignored: nothing here waits.
+    ``timeout_s`` is accepted and ignored: nothing here waits. The last ``record_max``
+    decision records are kept in a ring (0: none), as bytes, which the garbage collector
+    does not walk.
     """
 
-    def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_entries: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        record_max: int = 100_000,
+    ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
+        if record_max < 0:
+            raise ValueError("record_max must not be negative")
         self._max = max_entries
         self._clock = clock
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._records: deque[bytes] | None = deque(maxlen=record_max) if record_max else None
 
     @property
     def kind(self) -> StoreKind:
@@ -273,16 +284,23 @@ class MemoryStore:
         lookups: Mapping[str, JSONMap] | None = None,
         cache_ttl_s: float = 0.0,
         timeout_s: float | None = None,
+        record: bytes | None = None,
     ) -> None:
-        """Keep ``decision`` (as JSON, like a shared store would) under its ids, and cache
-        ``lookups`` under the same ids for ``cache_ttl_s`` seconds."""
+        """Keep ``decision`` (as JSON, like a shared store would) under its ids, cache
+        ``lookups`` under the same ids for ``cache_ttl_s`` seconds, and put ``record`` in
+        the ring of records (the oldest going when it is full)."""
+        if record is not None and self._records is not None:
+            self._records.append(record)
         now = self._clock()
-        record: _Record = (_DECISION, "", now + ttl_s, codec.dumps_trusted(decision))
         raw_cid, raw_sid = decision.get("conversation_id"), decision.get("shared_id")
         cid = raw_cid if isinstance(raw_cid, str) else None
         sid = raw_sid if isinstance(raw_sid, str) else None
-        for key in _keys(cid, sid):
-            self._write(key, now, [record])
+        keys = _keys(cid, sid)
+        if not keys:
+            return
+        kept: _Record = (_DECISION, "", now + ttl_s, codec.dumps_trusted(decision))
+        for key in keys:
+            self._write(key, now, [kept])
         if lookups:
             await self.cache_lookups(cid, sid, lookups, ttl_s=cache_ttl_s)
 
@@ -305,6 +323,12 @@ class MemoryStore:
                 decision: dict[str, Any] = codec.loads(body)
                 return decision
         return None
+
+    async def records(self, *, since: float | None = None) -> AsyncIterator[bytes]:
+        """The records in the ring, oldest first (``since`` is left to the caller: the
+        ring is in this process, so reading it all costs no round trip)."""
+        for record in list(self._records or ()):
+            yield record
 
     async def status(self) -> StoreStatus:
         return "memory"

@@ -225,6 +225,7 @@ ENGINE_API = {
     "RULE_FILE_SUFFIXES", "Decision", "FileLoad", "PathLoad", "Problem", "RuleSet", "RulesError",
     "TestResult", "decide_by_scan", "load_bytes", "load_file", "load_path", "load_rules",
     "rule_file_schema", "ruleset_files", "run_tests", "unreached_rules",
+    "UNRECORDED", "decide_replayed", "paths_read",
 }  # fmt: skip
 
 

@@ -9,6 +9,8 @@ Keys (``P`` is ``ROUTER_STORE_PREFIX``, default ``router:``)::
     P{s:<shared id>}:cid                     the conversation id this shared id belongs to
     P{s:<shared id>}:…                       the same fields, for writes that knew no
                                              conversation id (a push or decision by shared id)
+    Precords                                 the decision records (a stream, MAXLEN ~
+                                             ROUTER_RECORD_MAX), read by replay
 
 Everything written for one conversation shares the hash tag ``{c:<id>}``, so it lives
 on one Redis Cluster slot and a pipeline for it goes to one node. Ids are
@@ -72,6 +74,11 @@ class Keys:
             raise ValueError("the key prefix must not hold '{' or '}'")
         self._prefix = prefix
         self._link_ttl_s = link_ttl_s
+
+    @property
+    def records(self) -> str:
+        """The stream of decision records, shared by every replica: ``<prefix>records``."""
+        return f"{self._prefix}records"
 
     def owner(self, kind: Literal["c", "s"], value: str) -> str:
         """The common start of one id's keys: ``<prefix>{c:<id>}:`` or ``<prefix>{s:<id>}:``."""

@@ -298,6 +298,47 @@ class Pipeline:
                 return replies
 
             return await self.round_trip(operation, run, timeout_s, patient=True)
+        future = self._join(operation, build, timeout_s)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            return await future
+        except StoreError as exc:
+            raise StoreError(f"{operation}: {exc}", exc.fault) from None
+        finally:
+            self._duration(operation).observe(loop.time() - began)
+
+    def join_unawaited(
+        self,
+        operation: str,
+        build: Callable[[Any], None],
+        timeout_s: float | None,
+        on_failure: Callable[[StoreError], None],
+    ) -> None:
+        """Queue ``build``'s commands with the calls of this loop turn, and wait for nothing.
+
+        For a write no caller waits on (a decision's replay record): it rides in the
+        pipeline of the call made with it (no round trip of its own when that call is
+        made in the same turn), and only a failure is reported, to ``on_failure``.
+        """
+        try:
+            future = self._join(operation, build, timeout_s)
+        except StoreError as exc:
+            on_failure(exc)
+            return
+
+        def done(finished: asyncio.Future[list[Any]]) -> None:
+            if finished.cancelled():
+                on_failure(StoreError(f"{operation}: cancelled", "error"))
+            elif (error := finished.exception()) is not None:
+                on_failure(error if isinstance(error, StoreError) else StoreError(str(error)))
+
+        future.add_done_callback(done)
+
+    def _join(
+        self, operation: str, build: Callable[[Any], None], timeout_s: float | None
+    ) -> asyncio.Future[list[Any]]:
+        """Add a caller to this loop turn's batch (starting one if none is open)."""
         hard_limit = self._timeout if timeout_s is None else timeout_s
         soft_limit = min(self._timeout, hard_limit)
         if soft_limit <= 0:
@@ -318,12 +359,7 @@ class Pipeline:
             hard_limit,
         )
         batch.join(build, caller, full=soft_limit >= self._timeout)
-        try:
-            return await future
-        except StoreError as exc:
-            raise StoreError(f"{operation}: {exc}", exc.fault) from None
-        finally:
-            self._duration(operation).observe(loop.time() - began)
+        return future
 
     def _duration(self, operation: str) -> Any:
         """The ``router_store_duration_seconds`` child of an operation (looked up once)."""

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 
 from router.breaker import BreakerState
+from router.metrics import RECORDS_DROPPED
 from router.settings import Settings
 from router.store import codec
 from router.store.base import (
@@ -50,6 +51,10 @@ log = structlog.get_logger(__name__)
 
 STATUS_FRESH_S = 1.0
 """A round trip that succeeded this recently answers ``status()`` without a PING."""
+RECORD_PAGE = 1000
+"""Records read per round trip by :meth:`RedisStore.records`."""
+RECORD_FIELD = b"r"
+"""The stream entry field holding a record's bytes."""
 
 
 @dataclass(slots=True)
@@ -73,7 +78,8 @@ class RedisStore:
     made with ``decode_responses=False``. ``timeout_s`` bounds every round trip;
     ``link_ttl_s`` is how long a shared id stays linked to its conversation (the
     longest TTL configured); ``outbox_max`` bounds the decisions kept while Redis is
-    down (0: none are kept). ``helpers`` are other clients closed with this one.
+    down (0: none are kept); ``record_max`` is the (approximate) length of the stream of
+    decision records (0: none are kept). ``helpers`` are other clients closed with this one.
     ``clock`` is the monotonic clock of the breaker, the outbox's TTLs and the
     health check (injectable for tests).
     """
@@ -88,11 +94,14 @@ class RedisStore:
         breaker_reset_s: float,
         link_ttl_s: float,
         outbox_max: int = 10_000,
+        record_max: int = 100_000,
         mode: RedisMode = "standalone",
         helpers: Sequence[Any] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = Keys(prefix, link_ttl_s)
+        self._record_max = record_max
+        self._dropped = RECORDS_DROPPED.labels(reason="store")
         self._client = client
         self._helpers = tuple(helpers)
         self._clock = clock
@@ -258,6 +267,7 @@ class RedisStore:
         lookups: Mapping[str, JSONMap] | None = None,
         cache_ttl_s: float = 0.0,
         timeout_s: float | None = None,
+        record: bytes | None = None,
     ) -> None:
         """Keep ``decision`` (and cache ``lookups``) in one round trip; never raises for Redis.
 
@@ -265,8 +275,17 @@ class RedisStore:
         Redis answers again (the lookups are dropped: they are only a cache). While the
         outbox holds anything, new decisions queue behind it, so that an older decision
         can never overwrite a newer one.
+
+        ``record`` is added to the records stream (``XADD … MAXLEN ~``) in the same
+        pipeline, as a write of its own that no one waits on: its failure never sends the
+        decision to the outbox, and a record Redis does not take is dropped and counted.
         """
         cid, sid = _ids(decision)
+        if record is not None and self._record_max:
+            if self._outbox:  # Redis is not answering: no round trip for a record alone
+                self._dropped.inc()
+            else:
+                self._add_record(record, timeout_s)
         if cid is None and sid is None:
             return
         pending = Pending(cid, sid, codec.dumps_trusted(decision), self._clock() + ttl_s)
@@ -296,6 +315,42 @@ class RedisStore:
         except asyncio.CancelledError:  # it may not have landed: keep it, then stop
             self._outbox.add(pending)
             raise
+
+    def _add_record(self, record: bytes, timeout_s: float | None) -> None:
+        """Queue the ``XADD`` of ``record`` with this loop turn's pipeline."""
+        key = self._keys.records
+        limit = self._record_max
+
+        def build(pipe: Any) -> None:
+            pipe.xadd(key, {RECORD_FIELD: record}, maxlen=limit, approximate=True)
+
+        self._pipeline.join_unawaited("record", build, timeout_s, self._record_failed)
+
+    def _record_failed(self, error: StoreError) -> None:
+        self._dropped.inc()
+        log.debug("record_dropped", fault=error.fault)
+
+    async def records(self, *, since: float | None = None) -> AsyncIterator[bytes]:
+        """The records stream, oldest first, a page (:data:`RECORD_PAGE`) per round trip;
+        with ``since``, from the entries Redis added at or after that Unix time."""
+        key = self._keys.records
+        start = "-" if since is None else f"{max(int(since * 1000), 0)}-0"
+        while True:
+            first = start
+
+            async def page(first: str = first) -> Any:
+                return await self._client.xrange(key, min=first, max="+", count=RECORD_PAGE)
+
+            entries = await self._pipeline.round_trip("records", page, None, patient=True)
+            for _, fields in entries:
+                body = fields.get(RECORD_FIELD)
+                if body is not None:
+                    yield bytes(body)
+            if len(entries) < RECORD_PAGE:
+                return
+            last = bytes(entries[-1][0]).decode()
+            millis, _, sequence = last.partition("-")
+            start = f"{millis}-{int(sequence or 0) + 1}"
 
     async def decision_for_conversation(
         self, conversation_id: str, *, timeout_s: float | None = None
@@ -464,6 +519,7 @@ def open_redis_store(
         breaker_reset_s=settings.breaker_reset_s,
         link_ttl_s=max(settings.push_ttl_s, settings.cache_ttl_s, settings.decision_ttl_s),
         outbox_max=settings.store_outbox_max,
+        record_max=settings.record_max,
         mode=connected.mode,
         helpers=connected.helpers,
         clock=clock,
