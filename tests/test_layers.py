@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "router"
 
 BOTTOM = {
+    "router.__version__",  # the package's and the contract's version numbers
     "router.settings",
     "router.metrics",
     "router.observe",
@@ -75,7 +76,11 @@ def imports(path: Path) -> set[str]:
             # ``from router import jsonsafe`` names a module; ``from router import RuleSet``
             # names the package's (the engine's) public API
             found.update(
-                f"router.{alias.name}" if (ROOT / f"{alias.name}.py").exists() else "router"
+                f"router.{alias.name}"
+                if (ROOT / f"{alias.name}.py").exists()
+                else "router.__version__"
+                if alias.name.startswith("__")
+                else "router"
                 for alias in node.names
             )
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
