@@ -20,6 +20,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from router.http.models import (
     ConversationId,
     ErrorResponse,
+    ExplainRequest,
     ExplainResponse,
     HealthResponse,
     PushAccepted,
@@ -38,6 +39,7 @@ DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (RouteRequest, "validation"),
+    (ExplainRequest, "validation"),
     (PushEvent, "validation"),
     (RouteResponse, "serialization"),
     (ExplainResponse, "serialization"),
@@ -133,7 +135,7 @@ def _paths() -> dict[str, Any]:
                 "explain",
                 "The decision plus a per-rule trace; records nothing.",
                 {**_ok("200", "ExplainResponse", "The decision and trace."), **decision_errors},
-                body="RouteRequest",
+                body="ExplainRequest",
             )
         },
         "/v1/decisions/{conversation_id}": {

@@ -5,28 +5,44 @@ async with open_service(settings, registry) as service:
 """
 
 from router.service.answer import ANSWER_FIELDS, Answer, Explained
+from router.service.card import Card
 from router.service.decisions import (
     DecisionService,
     Readiness,
     ReloadProblem,
     RulesetSummary,
+    TestSummary,
     open_service,
 )
-from router.service.errors import NotReady, RulesetNotFound, ServiceError, StoreUnavailable
+from router.service.errors import (
+    CardNotFound,
+    CardRefused,
+    NotReady,
+    RulesetNotFound,
+    ServiceError,
+    StoreUnavailable,
+)
+from router.service.recent import RecentDecision, Traffic
 from router.service.request import DecisionRequest
 
 __all__ = [
     "ANSWER_FIELDS",
     "Answer",
+    "Card",
+    "CardNotFound",
+    "CardRefused",
     "DecisionRequest",
     "DecisionService",
     "Explained",
     "NotReady",
     "Readiness",
+    "RecentDecision",
     "ReloadProblem",
     "RulesetNotFound",
     "RulesetSummary",
     "ServiceError",
     "StoreUnavailable",
+    "TestSummary",
+    "Traffic",
     "open_service",
 ]

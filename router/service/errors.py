@@ -22,3 +22,11 @@ class RulesetNotFound(ServiceError):
 
 class StoreUnavailable(ServiceError):
     """The shared store could not take or give what was asked; the caller should retry."""
+
+
+class CardRefused(ServiceError):
+    """An agent card link whose signature is wrong or which has expired (a 403)."""
+
+
+class CardNotFound(ServiceError):
+    """A valid agent card link whose decision is no longer kept (expired or replaced)."""
