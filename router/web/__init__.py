@@ -6,6 +6,6 @@ expiring link. Templates (Jinja2, autoescaped) and static files ship inside this
 no build step, nothing fetched from elsewhere at run time.
 """
 
-from router.web.routes import add_routes
+from router.web.routes import ROUTE_NAMES, add_routes
 
-__all__ = ["add_routes"]
+__all__ = ["ROUTE_NAMES", "add_routes"]

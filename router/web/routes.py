@@ -45,6 +45,12 @@ OPS_CSP: Final = (
 """The ops page's policy: its own script, style and fetches only; never framed."""
 
 
+ROUTE_NAMES: Final = frozenset(
+    {"ops_page", "ops_feed", "ops_static", "agent_card", "agent_card_static"}
+)
+"""The routes this package adds: pages for people, not part of the documented JSON API."""
+
+
 def card_csp(frame_ancestors: str) -> str:
     """The card's policy: its own style only, framed only by ``ROUTER_CARD_FRAME_ANCESTORS``."""
     return (
