@@ -123,7 +123,7 @@
     const rows = (data.trace || []).map((step) => {
       const c = step.condition;
       const why = c
-        ? [el("code", {}, c.path || ""), " ", c.operator || "", " ", show(c.expected),
+        ? [el("code", {}, c.path || ""), " ", c.op || "", " ", show(c.expected),
            el("span", { class: "muted" }, " · saw "), show(c.actual)]
         : [step.matched ? "every condition holds" : ""];
       return el("tr", { class: step.selected ? "selected" : "" },
