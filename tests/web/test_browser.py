@@ -121,11 +121,13 @@ async def route(served: ServeProcess, body: dict[str, Any] = GOLD_REFUND) -> Any
 async def test_page_loads_without_console_errors_and_shows_the_rulesets(
     ops: Page, served: ServeProcess
 ) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
             f"{served.url}/v1/rulesets", headers={"Authorization": f"Bearer {API_KEY}"}
-        ) as response:
-            [ruleset] = (await response.json())["rulesets"]
+        ) as response,
+    ):
+        [ruleset] = (await response.json())["rulesets"]
     await ops.page.goto(f"{served.url}/ops")
     table = ops.page.locator("#rulesets")
     await expect(table).to_contain_text("default", timeout=WAIT_MS)
