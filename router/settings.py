@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     """Records waiting for the file writer; past this, new ones are dropped (and counted)."""
     replay_timeout_s: float = Field(default=30, gt=0, le=3600, alias="ROUTER_REPLAY_TIMEOUT_S")
     """Longest ``POST /v1/replay`` works before answering with what it has replayed."""
+    card_secret: str = Field(default="", alias="ROUTER_CARD_SECRET", repr=False)
+    """Signs agent card links (contract §9); empty: answers carry no ``card_url``."""
+    card_ttl_s: int = Field(default=3600, ge=1, le=31 * 86_400, alias="ROUTER_CARD_TTL_S")
+    """How long a card link stays valid."""
+    card_frame_ancestors: str = Field(default="'self'", alias="ROUTER_CARD_FRAME_ANCESTORS")
+    """The card's CSP ``frame-ancestors`` sources: the agent desktops that may embed it."""
+    card_base_url: str = Field(default="", alias="ROUTER_CARD_BASE_URL")
+    """The router's URL as agent desktops reach it, prefixed to ``card_url`` (empty: the
+    link is a path, ``/agent/card/…``, relative to the router)."""
 
     @field_validator("port", mode="before")
     @classmethod
@@ -132,6 +141,26 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("card_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                "must be an http:// or https:// URL with no query, e.g. https://router.example.com"
+            )
+        return value.rstrip("/")
+
+    @field_validator("card_frame_ancestors")
+    @classmethod
+    def _frame_ancestors(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value or not re.fullmatch(r"[^;,\x00-\x1f\x7f]+", value):
+            raise ValueError(
+                "must be CSP frame-ancestors sources separated by spaces, e.g. "
+                "\"'self' https://*.my.connect.aws https://flex.twilio.com\" (no ';' or ',')"
+            )
+        return value
 
     @field_validator("store")
     @classmethod

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from router.engine.compile import ConditionError, Node, parse_when, signature
 from router.engine.decide import Rule, RuleSet
 from router.engine.model import (
+    FACT_PATH_PATTERN,
     NAME_PATTERN,
     RouteModel,
     RuleFileModel,
@@ -235,6 +236,7 @@ class _Builder:
         # Every rule id written in the file: a rule with a broken 'when' is still a rule
         # its tests may name (the broken condition is the problem, not the tests).
         tests = self._tests(raw_tests, set(self._rule_locs), bool(schedules))
+        show = self._show(data.get("show", []))
         self._unreachable(rules)
         self.problems.sort(key=lambda p: (p.line, p.col))
         if self.failed or default is None or tz is None:
@@ -251,6 +253,7 @@ class _Builder:
             fallback=fallback,
             warnings=tuple(p for p in self.problems if p.severity == "warning"),
             tests=tuple(tests),
+            show=show,
         )
 
     def _name(self, value: Any, default_name: str) -> str:
@@ -273,6 +276,23 @@ class _Builder:
             self.error((key,), f"'{key}': {_FRIENDLY['string_type']}")
             return None
         return value
+
+    def _show(self, raw: Any) -> tuple[str, ...]:
+        """The ``show:`` paths (for the agent card), each ``namespace.key[.key…]``."""
+        if not isinstance(raw, list):
+            self.error(("show",), "'show' is a list of fact paths, e.g. [state.customer_tier]")
+            return ()
+        paths: list[str] = []
+        for i, path in enumerate(raw):
+            if not isinstance(path, str) or not re.fullmatch(FACT_PATH_PATTERN, path):
+                self.error(
+                    ("show", i),
+                    f"'show[{i}]' is a fact path 'namespace.key[.key…]' over handoff, state, "
+                    "conversation or context, e.g. state.customer_tier",
+                )
+            elif path not in paths:
+                paths.append(path)
+        return tuple(paths)
 
     def _zone(self, name: Any, loc: Loc) -> ZoneInfo | None:
         if not isinstance(name, str):

@@ -97,6 +97,8 @@ class RuleSet:
     fallback: Route | None = field(repr=False)
     warnings: tuple[Problem, ...] = field(repr=False)
     tests: tuple[Any, ...] = field(repr=False)
+    show: tuple[str, ...] = field(default=(), repr=False)
+    """Fact paths the agent card shows (the file's ``show:``)."""
     index: CandidateIndex = field(init=False, repr=False, compare=False)
     checks: tuple[Test, ...] = field(init=False, repr=False, compare=False)
     whys: tuple[Why, ...] = field(init=False, repr=False, compare=False)

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+FACT_PATH_PATTERN = r"^(handoff|state|conversation|context)(\.[A-Za-z0-9_-]+)+$"
+"""A fact path: ``namespace.key[.key…]`` over the four namespaces."""
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Hours = Annotated[
@@ -170,3 +172,9 @@ class RuleFileModel(_Strict):
         description="Route when no rule matches and some source failed (default: 'default').",
     )
     tests: list[TestModel] = Field(default_factory=list, description="Tests of this ruleset.")
+    show: list[Annotated[str, Field(pattern=FACT_PATH_PATTERN)]] = Field(
+        default_factory=list,
+        description="Fact paths the agent card shows beside the label (e.g. "
+        "'state.customer_tier'); sensitive ones are masked.",
+        examples=[["state.customer_tier", "handoff.handoff_reason"]],
+    )

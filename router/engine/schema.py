@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.engine.model import RuleFileModel
+from router.engine.model import FACT_PATH_PATTERN, RuleFileModel
 
 _SCALAR = {"type": ["string", "number", "boolean"]}
 _NUMBER = {"type": "number"}
@@ -51,7 +51,7 @@ OPERATOR_DOCS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
-_PATH_PATTERN = r"^(handoff|state|conversation|context)(\.[A-Za-z0-9_-]+)+$"
+_PATH_PATTERN = FACT_PATH_PATTERN
 
 
 def _definitions() -> dict[str, Any]:

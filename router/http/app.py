@@ -25,6 +25,7 @@ from router.rules_registry import RulesRegistry
 from router.service import open_service
 from router.settings import Settings
 from router.store import Store
+from router.web import add_routes as add_web_routes
 
 log = structlog.get_logger("router.http")
 
@@ -82,6 +83,7 @@ def _add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", handlers.readyz, name="readyz")
     app.router.add_get("/metrics", handlers.metrics, name="metrics", allow_head=False)
     app.router.add_get("/openapi.json", handlers.openapi, name="openapi", allow_head=False)
+    add_web_routes(app)  # the ops page and the agent card
 
 
 def _service(

@@ -25,7 +25,13 @@ from router.http.body import parse_model, read_json_bytes, validation_details
 from router.http.errors import ApiError, body_too_large
 from router.http.keys import API_KEY, API_KEYS, ARRIVAL, LOGGED, SERVICE, SETTINGS
 from router.http.middlewares import presented_key, require_ruleset_access, unauthorized
-from router.http.models import ConversationId, PushEvent, ReplayRequest, RouteRequest
+from router.http.models import (
+    ConversationId,
+    ExplainRequest,
+    PushEvent,
+    ReplayRequest,
+    RouteRequest,
+)
 from router.http.openapi import openapi_bytes
 from router.service import CandidateInvalid, DecisionRequest, parse_duration
 
@@ -54,14 +60,17 @@ async def route(request: web.Request) -> web.Response:
 
 async def explain(request: web.Request) -> web.Response:
     """``POST /v1/explain``: the decision plus the per-rule trace; nothing is recorded."""
-    explained = await request.app[SERVICE].explain(await _decision_request(request))
+    decision_request = await _decision_request(request, ExplainRequest)
+    explained = await request.app[SERVICE].explain(decision_request)
     return json_response(explained.to_dict())
 
 
-async def _decision_request(request: web.Request) -> DecisionRequest:
+async def _decision_request(
+    request: web.Request, model: type[RouteRequest] = RouteRequest
+) -> DecisionRequest:
     """Validate the body and check the key may use the ruleset it names."""
     raw = await read_json_bytes(request, request.app[SETTINGS].max_body_bytes)
-    body = parse_model(raw, RouteRequest)
+    body = parse_model(raw, model)
     ruleset = body.ruleset or request.app[SERVICE].default_ruleset
     require_ruleset_access(request, ruleset)
     return DecisionRequest(
@@ -73,6 +82,7 @@ async def _decision_request(request: web.Request) -> DecisionRequest:
         state=body.state,
         budget_ms=body.budget_ms,
         arrival=request[ARRIVAL],
+        at=body.at if isinstance(body, ExplainRequest) else None,
     )
 
 

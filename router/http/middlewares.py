@@ -8,6 +8,8 @@ never see a stack trace escape.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -46,6 +48,17 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 SIGNED_ROUTES = frozenset({"push_event"})
 """Route names that may authenticate by request signature instead of a key."""
+
+OPS_ROUTES = frozenset({"ops_page", "ops_feed", "ops_static"})
+"""The ops page and its feeds: a browser reads them, so their 401s challenge for Basic
+auth (the key as password) and the browser prompts."""
+
+PUBLIC_ROUTES = frozenset({"agent_card", "agent_card_static"})
+"""Route names that need no API key: the agent card checks its link's signature instead."""
+
+FRAMEABLE_ROUTES = frozenset({"agent_card", "agent_card_static"})
+"""Route names an agent desktop may frame: no ``X-Frame-Options: DENY`` (their own CSP
+says who may frame them, from ``ROUTER_CARD_FRAME_ANCESTORS``)."""
 
 SERVER_NAME = "router"
 """The ``Server`` header: no framework or version for a scanner to match."""
@@ -235,13 +248,34 @@ def _digest(secret: str) -> bytes:
 
 
 def presented_key(request: web.Request) -> str | None:
-    """The key in ``Authorization: Bearer …`` or ``X-API-Key``, if any."""
+    """The key in ``Authorization: Bearer …``, the password of ``Authorization: Basic …``
+    (any user name: what Twilio Studio and Genesys data actions can send), or ``X-API-Key``.
+
+    A Basic header that cannot be decoded presents its raw token, which matches no key
+    (so the caller hears "invalid", not "missing").
+    """
     authorization = request.headers.get("Authorization", "")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    token = token.strip()
+    if token:
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            return token
+        if scheme == "basic":
+            return _basic_password(token)
     api_key = request.headers.get("X-API-Key", "").strip()
     return api_key or None
+
+
+def _basic_password(token: str) -> str:
+    """The password of a Basic credential (``base64(user:password)``), or ``token`` itself
+    when it is not one."""
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return token
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else token
 
 
 def authenticate(request: web.Request) -> None:
@@ -253,25 +287,37 @@ def authenticate(request: web.Request) -> None:
     """
     request[API_KEY] = None
     keys = request.app[API_KEYS]
-    if not keys or request.path in PUBLIC_PATHS:
+    name = request.match_info.route.name
+    if not keys or request.path in PUBLIC_PATHS or name in PUBLIC_ROUTES:
         return
     offered = presented_key(request)
     key = find_key(keys, offered) if offered is not None else None
-    if key is None and request.match_info.route.name not in SIGNED_ROUTES:
-        raise unauthorized(offered is not None)
+    if key is None and name not in SIGNED_ROUTES:
+        raise unauthorized(offered is not None, basic=name in OPS_ROUTES)
     request[API_KEY] = key
 
 
-def unauthorized(key_was_offered: bool) -> ApiError:
-    """The 401 for a missing or wrong key."""
+def unauthorized(key_was_offered: bool, *, basic: bool = False) -> ApiError:
+    """The 401 for a missing or wrong key.
+
+    ``basic``: challenge with ``WWW-Authenticate: Basic realm="router"`` (the ops page and
+    its feeds: a browser then prompts, and sends the key as the password).
+    """
     if key_was_offered:
         code, message = "invalid_api_key", "The API key is not valid."
+    elif basic:
+        code, message = (
+            "missing_api_key",
+            "Send an API key as the password of HTTP Basic auth (any user name), as "
+            "'Authorization: Bearer <key>' or as 'X-API-Key: <key>'.",
+        )
     else:
         code, message = (
             "missing_api_key",
             "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
         )
-    return ApiError(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="router"'})
+    challenge = 'Basic realm="router"' if basic else 'Bearer realm="router"'
+    return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
 
 
 def require_ruleset_access(request: web.Request, ruleset: str) -> None:
@@ -290,8 +336,10 @@ async def add_standard_headers(request: web.Request, response: web.StreamRespons
     """``on_response_prepare``: the request id and the security headers on every answer."""
     response.headers[REQUEST_ID_HEADER] = request.get(REQUEST_ID) or new_id()
     response.headers["Server"] = SERVER_NAME
+    frameable = request.match_info.route.name in FRAMEABLE_ROUTES
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        if not (frameable and name == "X-Frame-Options"):
+            response.headers.setdefault(name, value)
 
 
 async def add_worker_header(request: web.Request, response: web.StreamResponse) -> None:

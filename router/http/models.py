@@ -105,6 +105,18 @@ class RouteRequest(_Strict):
         return min(self.budget_ms if self.budget_ms is not None else default_ms, max_ms)
 
 
+class ExplainRequest(RouteRequest):
+    """Body of `POST /v1/explain`: the route body, plus the instant to decide at."""
+
+    at: datetime | None = Field(
+        default=None,
+        description="Decide as at this instant (ISO 8601, e.g. '2026-11-23T10:00:00'; "
+        "without an offset it is read in the ruleset's time zone). Default: now. "
+        "Schedules (`during`/`outside`) read it.",
+        examples=["2026-11-23T10:00:00", "2026-11-23T10:00:00+00:00"],
+    )
+
+
 class PushEvent(BaseModel):
     """Body of `POST /v1/events/polyai` (§2.3). Unknown fields are ignored (senders vary)."""
 

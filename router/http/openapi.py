@@ -21,6 +21,7 @@ from router import __api_version__, __version__
 from router.http.models import (
     ConversationId,
     ErrorResponse,
+    ExplainRequest,
     ExplainResponse,
     HealthResponse,
     PushAccepted,
@@ -41,6 +42,7 @@ DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 _REF = "#/components/schemas/{model}"
 _MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (RouteRequest, "validation"),
+    (ExplainRequest, "validation"),
     (PushEvent, "validation"),
     (ReplayRequest, "validation"),
     (RouteResponse, "serialization"),
@@ -139,7 +141,7 @@ def _paths() -> dict[str, Any]:
                 "explain",
                 "The decision plus a per-rule trace; records nothing.",
                 {**_ok("200", "ExplainResponse", "The decision and trace."), **decision_errors},
-                body="RouteRequest",
+                body="ExplainRequest",
             )
         },
         "/v1/decisions/{conversation_id}": {

@@ -6,37 +6,48 @@ async with open_service(settings, registry) as service:
 
 from router.records.replay import ReplayReport, parse_duration
 from router.service.answer import ANSWER_FIELDS, Answer, Explained
+from router.service.card import Card
 from router.service.decisions import (
     DecisionService,
     Readiness,
     ReloadProblem,
     RulesetSummary,
+    TestSummary,
     open_service,
 )
 from router.service.errors import (
     CandidateInvalid,
+    CardNotFound,
+    CardRefused,
     NotReady,
     RulesetNotFound,
     ServiceError,
     StoreUnavailable,
 )
+from router.service.recent import RecentDecision, Traffic
 from router.service.request import DecisionRequest
 
 __all__ = [
     "ANSWER_FIELDS",
     "Answer",
     "CandidateInvalid",
+    "Card",
+    "CardNotFound",
+    "CardRefused",
     "DecisionRequest",
     "DecisionService",
     "Explained",
     "NotReady",
     "Readiness",
+    "RecentDecision",
     "ReloadProblem",
     "ReplayReport",
     "RulesetNotFound",
     "RulesetSummary",
     "ServiceError",
     "StoreUnavailable",
+    "TestSummary",
+    "Traffic",
     "open_service",
     "parse_duration",
 ]

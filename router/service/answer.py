@@ -58,6 +58,14 @@ class Answer:
     elapsed_ms: Annotated[
         float, Field(description="From the request's arrival to the answer being handed over.")
     ]
+    card_url: Annotated[
+        str | None,
+        Field(
+            description="A signed, expiring link to the agent card of this decision "
+            "(`/agent/card/{decision_id}?…`, prefixed by ROUTER_CARD_BASE_URL when set); "
+            "null when ROUTER_CARD_SECRET is not set or the call named no id."
+        ),
+    ] = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field, in order (what the store keeps)."""

@@ -12,17 +12,20 @@ store or upstream fault degrades the decision, and a record that cannot be kept 
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import structlog
 
 from router.budget import Crowd, Deadline
-from router.engine import Decision, RuleSet, load_bytes
+from router.engine import MAX_FILE_BYTES, Decision, RuleSet, load_bytes, run_tests
 from router.facts import FactGatherer, GatheredFacts, make_client_session
 from router.ids import new_id
 from router.metrics import RECORDS_DROPPED, STORE_UP
@@ -30,7 +33,23 @@ from router.records import RecordFile, Replay, ReplayReport, encode_record, reco
 from router.records.facts import sensitive_paths
 from router.rules_registry import RulesRegistry
 from router.service.answer import Answer, Explained
-from router.service.errors import CandidateInvalid, NotReady, RulesetNotFound, StoreUnavailable
+from router.service.card import (
+    Card,
+    LocatorKind,
+    card_data,
+    card_from_stored,
+    card_link_valid,
+    card_url,
+)
+from router.service.errors import (
+    CandidateInvalid,
+    CardNotFound,
+    CardRefused,
+    NotReady,
+    RulesetNotFound,
+    StoreUnavailable,
+)
+from router.service.recent import RecentDecision, RecentDecisions, Traffic
 from router.service.request import DecisionRequest
 from router.service.telemetry import observe_decision
 from router.settings import Settings
@@ -62,11 +81,31 @@ class RulesetSummary:
 
 @dataclass(frozen=True, slots=True)
 class ReloadProblem:
-    """The last rejected rule file and why."""
+    """The last rejected rule file and why; where in the file, when the message says."""
 
     file: str
     message: str
     at: datetime
+    line: int | None = None
+    col: int | None = None
+    excerpt: str | None = None
+    """The offending line of the file as it is now (at most :data:`EXCERPT_MAX` chars)."""
+
+
+EXCERPT_MAX = 80
+"""Most characters of a rule file's line quoted beside a reload error (as in messages)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TestSummary:
+    """How a served ruleset version's own ``tests:`` went (run once per version)."""
+
+    __test__ = False  # not a pytest test class
+
+    passed: int
+    failed: int
+    failures: tuple[str, ...]
+    """Names of the failing tests."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +139,11 @@ class DecisionService:
         self._pending_saves: set[asyncio.Task[None]] = set()
         self._log_state = settings.log_state
         self._crowd = Crowd()
+        self._recent = RecentDecisions()
+        self._test_summaries: dict[str, TestSummary] = {}
+        self._located: tuple[tuple[str, datetime], ReloadProblem] | None = None
+        self.clock: Callable[[], float] = time.time
+        """Wall clock for card link expiry (tests replace it)."""
 
     # Deciding ------------------------------------------------------------------------
 
@@ -142,9 +186,11 @@ class DecisionService:
         decision = ruleset.decide(
             facts, conversation_id=gathered.conversation_id, shared_id=gathered.shared_id, at=at
         )
-        answer = _answer(new_id(), decision, gathered, deadline)
+        answer = _answer(new_id(), decision, gathered, deadline, self._card_url)
         record = self._record(answer, facts, at, ruleset) if self._recording else None
-        await self._save(answer, gathered, deadline, record)
+        card = card_data(ruleset, answer.rule, facts) if self.settings.card_secret else None
+        await self._save(answer, gathered, deadline, record, card)
+        self._recent.add(answer)
         observe_decision(
             answer, facts=facts if self._log_state else None, platform=request.platform
         )
@@ -160,6 +206,7 @@ class DecisionService:
             _facts(gathered, request),
             conversation_id=gathered.conversation_id,
             shared_id=gathered.shared_id,
+            at=request.at,
         )
         answer = _answer("", decision, gathered, deadline)
         self._crowd.answered(deadline)
@@ -221,15 +268,40 @@ class DecisionService:
             self._record_file.put(body)
         return body if self._record_in_store else None
 
+    def _card_url(
+        self, decision_id: str, conversation_id: str | None, shared_id: str | None
+    ) -> str | None:
+        """The signed card link of a decision, or ``None`` (no secret, or nothing to find
+        the decision by)."""
+        settings = self.settings
+        if not settings.card_secret or not decision_id:
+            return None
+        kind: LocatorKind
+        if conversation_id is not None:
+            kind, locator = "c", conversation_id
+        elif shared_id is not None:
+            kind, locator = "s", shared_id
+        else:
+            return None
+        return card_url(
+            settings.card_secret,
+            settings.card_base_url,
+            decision_id,
+            kind,
+            locator,
+            expires_at=int(self.clock()) + settings.card_ttl_s,
+        )
+
     async def _save(
         self,
         answer: Answer,
         gathered: GatheredFacts,
         deadline: Deadline,
         record: bytes | None = None,
+        card: dict[str, Any] | None = None,
     ) -> None:
-        """Keep the decision (and cache the new lookups with it, and its replay record),
-        waiting at most what is left of the budget.
+        """Keep the decision (and cache the new lookups with it, and its replay record, and
+        what its agent card shows), waiting at most what is left of the budget.
 
         A save still running when the budget ends finishes in the background (awaited at
         shutdown); a failed save is logged, and the decision goes out all the same.
@@ -238,8 +310,11 @@ class DecisionService:
             return  # nothing to read it back by, nothing to record
         settings = self.settings
         lookups = dict(gathered.uncached) if settings.cache_ttl_s > 0 else {}
+        stored = answer.to_dict()
+        if card is not None and answer.card_url is not None:
+            stored["card"] = card  # read by the card only, never by the read-back API
         saving = self.store.save_decision(
-            answer.to_dict(),
+            stored,
             ttl_s=settings.decision_ttl_s,
             lookups=lookups or None,
             cache_ttl_s=settings.cache_ttl_s,
@@ -269,6 +344,12 @@ class DecisionService:
         return await self._read(self.store.decision_for_shared_id(shared_id))
 
     async def _read(self, lookup: Any) -> dict[str, Any] | None:
+        decision = await self._read_stored(lookup)
+        if decision is not None:
+            decision.pop("card", None)
+        return decision
+
+    async def _read_stored(self, lookup: Any) -> dict[str, Any] | None:
         try:
             decision: dict[str, Any] | None = await lookup
         except (StoreError, TimeoutError) as exc:
@@ -334,6 +415,28 @@ class DecisionService:
         )
         return report
 
+    async def card(
+        self, decision_id: str, kind: LocatorKind, locator: str, *, exp: str, sig: str
+    ) -> Card:
+        """The agent card of a decision, from a signed card link.
+
+        Raises :class:`CardRefused` for a bad or expired signature (checked before anything
+        is read), :class:`CardNotFound` when the decision is no longer kept (expired, or a
+        newer decision replaced it), :class:`StoreUnavailable` when the store cannot answer.
+        """
+        secret = self.settings.card_secret
+        if not card_link_valid(secret, decision_id, kind, locator, exp, sig, now=self.clock()):
+            raise CardRefused("This card link is not valid or has expired.")
+        lookup = (
+            self.store.decision_for_conversation(locator)
+            if kind == "c"
+            else self.store.decision_for_shared_id(locator)
+        )
+        stored = await self._read_stored(lookup)
+        if stored is None or stored.get("decision_id") != decision_id:
+            raise CardNotFound("This call's details are no longer available.")
+        return card_from_stored(stored)
+
     # Pushed facts --------------------------------------------------------------------
 
     async def push(
@@ -381,9 +484,48 @@ class DecisionService:
         ]
 
     def last_reload_problem(self) -> ReloadProblem | None:
-        """Why the last rejected rule file was rejected, if one is."""
+        """Why the last rejected rule file was rejected, if one is, with the ``line:col``
+        its message names and that line of the file (read once per rejection)."""
         error = self.rules.snapshot.last_reload_error
-        return None if error is None else ReloadProblem(error.file, error.message, error.at)
+        if error is None:
+            return None
+        located = self._located
+        if located is not None and located[0] == (error.file, error.at):
+            return located[1]
+        problem = _locate(ReloadProblem(error.file, error.message, error.at))
+        self._located = ((error.file, error.at), problem)
+        return problem
+
+    def test_summary(self, name: str) -> TestSummary | None:
+        """How the served version of ruleset ``name`` does on its own ``tests:`` (run once
+        per version, then cached), or ``None`` when it is not served."""
+        ruleset = self.rules.get(name)
+        if ruleset is None:
+            return None
+        summary = self._test_summaries.get(ruleset.version)
+        if summary is None:
+            results = run_tests(ruleset)
+            summary = TestSummary(
+                passed=sum(r.ok for r in results),
+                failed=sum(not r.ok for r in results),
+                failures=tuple(r.name for r in results if not r.ok),
+            )
+            served = {loaded.ruleset.version for loaded in self.rules.snapshot.rulesets.values()}
+            for version in [v for v in self._test_summaries if v not in served]:
+                del self._test_summaries[version]
+            self._test_summaries[ruleset.version] = summary
+        return summary
+
+    def recent(self, n: int) -> list[RecentDecision]:
+        """The ``n`` latest answers of this process, newest first (for the ops page).
+
+        A bounded in-memory view per process (with ``--workers N`` each worker shows its
+        own), not the decision records replay reads."""
+        return self._recent.latest(n)
+
+    def traffic(self) -> Traffic:
+        """This process's decisions per queue per minute over the last hour."""
+        return self._recent.traffic()
 
     async def readiness(self) -> Readiness:
         """Ready when the rules allow it; a store outage does not make the replica unready
@@ -471,8 +613,37 @@ def _facts(gathered: GatheredFacts, request: DecisionRequest) -> Mapping[str, An
     return {**gathered.facts, "context": request.context}
 
 
+_LOCATION = re.compile(r":(\d+):(\d+): ")
+
+
+def _locate(problem: ReloadProblem) -> ReloadProblem:
+    """``problem`` with the ``line:col`` its message starts with (``file:line:col: …``)
+    and that line of the file, when it can still be read."""
+    if not problem.message.startswith(problem.file):
+        return problem
+    found = _LOCATION.match(problem.message, len(problem.file))
+    if found is None:
+        return problem
+    line, col = int(found.group(1)), int(found.group(2))
+    excerpt = None
+    try:
+        with Path(problem.file).open("rb") as source:
+            raw = source.read(MAX_FILE_BYTES)
+        lines = raw.decode("utf-8", "replace").splitlines()
+        if 0 < line <= len(lines):
+            text = lines[line - 1].rstrip()
+            excerpt = text if len(text) <= EXCERPT_MAX else text[: EXCERPT_MAX - 1] + "…"
+    except OSError:
+        pass
+    return ReloadProblem(problem.file, problem.message, problem.at, line, col, excerpt)
+
+
 def _answer(
-    decision_id: str, decision: Decision, gathered: GatheredFacts, deadline: Deadline
+    decision_id: str,
+    decision: Decision,
+    gathered: GatheredFacts,
+    deadline: Deadline,
+    link: Callable[[str, str | None, str | None], str | None] | None = None,
 ) -> Answer:
     """The answer, built once from the engine's decision and the facts' sources."""
     return Answer(
@@ -491,6 +662,9 @@ def _answer(
         degraded=decision.degraded or gathered.degraded,
         sources=gathered.sources,  # type: ignore[arg-type]
         elapsed_ms=round(deadline.elapsed() * 1000, 3),
+        card_url=None
+        if link is None
+        else link(decision_id, gathered.conversation_id, gathered.shared_id),
     )
 
 

@@ -34,3 +34,11 @@ class CandidateInvalid(ServiceError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         super().__init__("The candidate rule file does not pass router check: see details.")
         self.problems = tuple(problems)
+
+
+class CardRefused(ServiceError):
+    """An agent card link whose signature is wrong or which has expired (a 403)."""
+
+
+class CardNotFound(ServiceError):
+    """A valid agent card link whose decision is no longer kept (expired or replaced)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -30,5 +31,8 @@ class DecisionRequest:
     """``None``: ``ROUTER_BUDGET_MS``; always clamped to ``ROUTER_MAX_BUDGET_MS``."""
     arrival: float = field(default_factory=time.monotonic)
     """``time.monotonic()`` when the request arrived: the budget runs from here."""
+    at: datetime | None = None
+    """The instant to decide at (explain only; ``None``: now). A naive one is read in the
+    ruleset's time zone."""
     platform: str = "api"
     """Which front asked (``api``, ``amazon-connect``, ``twilio``, ``genesys``): a metric label."""
