@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import playwright.async_api as playwright_api
 import pytest
 
 from tests.rules import write_rules
@@ -22,7 +23,6 @@ from tests.serving import ServeProcess
 from tests.web.conftest import API_KEY, CARD_SECRET
 from tests.web.rules import BROKEN_YAML, GOLD_REFUND, WEB_RULES_YAML
 
-playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 
 CHROMIUM = os.environ.get("ROUTER_CHROMIUM", "/usr/bin/chromium")
@@ -40,10 +40,15 @@ WAIT_MS = 15_000
 SCREENSHOTS = os.environ.get("ROUTER_SCREENSHOTS") == "1"
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason=f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or set ROUTER_CHROMIUM)",
-)
+
+@pytest.fixture(autouse=True)
+def _chromium_is_there() -> None:
+    """Fail, never skip, without a browser: these tests are the proof the page works."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: apt-get install -y chromium (.ci/run does), "
+            "or set ROUTER_CHROMIUM to its path"
+        )
 
 
 @pytest.fixture
