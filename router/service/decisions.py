@@ -274,10 +274,23 @@ class DecisionService:
             if visible(name)
         ]
 
-    def last_reload_problem(self) -> ReloadProblem | None:
-        """Why the last rejected rule file was rejected, if one is."""
-        error = self.rules.snapshot.last_reload_error
-        return None if error is None else ReloadProblem(error.file, error.message, error.at)
+    def last_reload_problem(
+        self, visible: Callable[[str], bool] | None = None
+    ) -> ReloadProblem | None:
+        """Why the last rejected rule file was rejected, if one is (and, with ``visible``,
+        only when that file serves a ruleset ``visible`` lets the caller see: a key limited
+        to rulesets learns nothing of other files, nor of a file that serves nothing yet)."""
+        snapshot = self.rules.snapshot
+        error = snapshot.last_reload_error
+        if error is None:
+            return None
+        if visible is not None and not any(
+            visible(name)
+            for name, loaded in snapshot.rulesets.items()
+            if error.file in (loaded.file, loaded.ruleset.source)
+        ):
+            return None
+        return ReloadProblem(error.file, error.message, error.at)
 
     async def readiness(self) -> Readiness:
         """Ready when the rules allow it; a store outage does not make the replica unready
