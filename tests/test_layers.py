@@ -21,6 +21,7 @@ BOTTOM = {
     "router.budget",
     "router.breaker",
     "router.jsonsafe",
+    "router.sensitive",
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +26,11 @@ from router.facts import FactGatherer, GatheredFacts, make_client_session
 from router.ids import new_id
 from router.metrics import STORE_UP
 from router.rules_registry import RulesRegistry
+from router.sensitive import mask_trace
 from router.service.answer import Answer, Explained
 from router.service.errors import NotReady, RulesetNotFound, StoreUnavailable
 from router.service.request import DecisionRequest
+from router.service.sensitivity import Sensitivity
 from router.service.telemetry import observe_decision
 from router.settings import Settings
 from router.store import Store, StoreError, open_store
@@ -82,8 +84,12 @@ class DecisionService:
         rules: RulesRegistry,
         store: Store,
         gatherer: FactGatherer,
+        sensitivity: Sensitivity | None = None,
     ) -> None:
         self.settings = settings
+        self.sensitivity = (
+            Sensitivity(rules, settings.sensitive()) if sensitivity is None else sensitivity
+        )
         self.rules = rules
         self.store = store
         self.gatherer = gatherer
@@ -128,13 +134,17 @@ class DecisionService:
         deadline = self.deadline(request)
         gathered = await self._gather(request, deadline, cache_with_decision=True)
         facts = _facts(gathered, request)
-        decision = ruleset.decide(
-            facts, conversation_id=gathered.conversation_id, shared_id=gathered.shared_id
-        )
+        cid, sid = gathered.conversation_id, gathered.shared_id
+        decision = ruleset.decide(facts, conversation_id=cid, shared_id=sid)
         answer = _answer(new_id(), decision, gathered, deadline)
-        await self._save(answer, gathered, deadline)
+        # What is kept and logged: the label and attributes without sensitive values (the
+        # route answer alone carries them, to the caller).
+        paths = self.sensitivity.of(ruleset)
+        masked = ruleset.mask_rendering(decision, facts, paths, conversation_id=cid, shared_id=sid)
+        kept = answer if masked is decision else _masked_answer(answer, masked)
+        await self._save(kept, gathered, deadline)
         observe_decision(
-            answer, facts=facts if self._log_state else None, platform=request.platform
+            kept, facts=paths.mask(facts) if self._log_state else None, platform=request.platform
         )
         self._crowd.answered(deadline)
         return answer
@@ -144,15 +154,17 @@ class DecisionService:
         ruleset = self.ruleset(request.ruleset)
         deadline = self.deadline(request)
         gathered = await self._gather(request, deadline, cache_with_decision=False)
-        decision = ruleset.explain(
-            _facts(gathered, request),
-            conversation_id=gathered.conversation_id,
-            shared_id=gathered.shared_id,
-        )
-        answer = _answer("", decision, gathered, deadline)
+        facts = _facts(gathered, request)
+        cid, sid = gathered.conversation_id, gathered.shared_id
+        decision = ruleset.explain(facts, conversation_id=cid, shared_id=sid)
+        # Explain is not the route answer: sensitive values show as "***" in the label,
+        # the attributes and the trace's actual values (operators and expected values stay).
+        paths = self.sensitivity.of(ruleset)
+        shown = ruleset.mask_rendering(decision, facts, paths, conversation_id=cid, shared_id=sid)
+        answer = _answer("", shown, gathered, deadline)
         self._crowd.answered(deadline)
         log.info("explained", ruleset=answer.ruleset, rule=answer.rule, outcome=answer.outcome)
-        return Explained(answer, decision.trace or ())
+        return Explained(answer, tuple(mask_trace(decision.trace or (), paths)))
 
     async def _gather(
         self, request: DecisionRequest, deadline: Deadline, *, cache_with_decision: bool
@@ -341,7 +353,8 @@ async def open_service(
     """
     own_store = store is None
     own_session = session is None
-    the_store = open_store(settings) if store is None else store
+    sensitivity = Sensitivity(rules, settings.sensitive())
+    the_store = open_store(settings, sensitive=sensitivity.everywhere) if store is None else store
     if own_store:
         try:
             await the_store.connect()
@@ -351,7 +364,7 @@ async def open_service(
         STORE_UP.set(1)  # this process's own memory always answers
     the_session = make_client_session(settings) if session is None else session
     service = DecisionService(
-        settings, rules, the_store, FactGatherer(settings, the_store, the_session)
+        settings, rules, the_store, FactGatherer(settings, the_store, the_session), sensitivity
     )
     try:
         yield service
@@ -388,6 +401,11 @@ def _answer(
         sources=gathered.sources,  # type: ignore[arg-type]
         elapsed_ms=round(deadline.elapsed() * 1000, 3),
     )
+
+
+def _masked_answer(answer: Answer, masked: Decision) -> Answer:
+    """``answer`` with the label and attributes rendered without sensitive values."""
+    return replace(answer, label=masked.label, attributes=dict(masked.attributes))
 
 
 def _without_ids(request: DecisionRequest) -> GatheredFacts:
