@@ -77,12 +77,15 @@ class Sealer:
         """A cached conversation record ``{"state": …, "conversation": …}`` as it may be
         stored."""
         paths = self._paths()
-        out = dict(record)
+        out: dict[str, Any] | None = None
         for namespace in ("state", "conversation"):
             value = record.get(namespace)
             if isinstance(value, Mapping):
-                out[namespace] = paths.rewrite_namespace(namespace, value, self._seal_one)
-        return out
+                sealed = paths.rewrite_namespace(namespace, value, self._seal_one)
+                if sealed is not value:
+                    out = dict(record) if out is None else out
+                    out[namespace] = sealed
+        return record if out is None else out
 
     def _seal_one(self, path: str, value: Any) -> Any:
         if self._aead is None:

@@ -378,12 +378,15 @@ def _cache_values(lookups: Mapping[str, JSONMap], sealer: Sealer) -> dict[str, b
     unknown = set(lookups) - set(CACHE_NAMES)
     if unknown:
         raise ValueError(f"unknown cached lookup {sorted(unknown)}; known: {CACHE_NAMES}")
-    return {
-        name: codec.dumps(
-            sealer.seal_record(value) if name == CACHE_RECORD else sealer.seal(name, value)
-        )
-        for name, value in lookups.items()
-    }
+    values: dict[str, bytes] = {}
+    for name, value in lookups.items():
+        sealed = sealer.seal_record(value) if name == CACHE_RECORD else sealer.seal(name, value)
+        if sealed is not value and not sealer.encrypts:
+            # Cached without its sensitive values, a lookup would decide the conversation's
+            # next call differently: not cached at all, it is looked up again instead.
+            continue
+        values[name] = codec.dumps(sealed)
+    return values
 
 
 def _loads(raw: bytes | None, what: str, sealer: Sealer | None = None, root: str = "") -> Any:
