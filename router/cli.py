@@ -7,6 +7,7 @@ Human-readable text by default; ``--format json`` for CI systems.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ from router.engine import (
     run_tests,
     unreached_rules,
 )
+from router.sensitive import mask_trace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 INPUT_KEYS = ("handoff", "state", "conversation", "context", "conversation_id", "shared_id")
@@ -286,6 +288,13 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     started = time.perf_counter()
     decision = ruleset.explain(facts, conversation_id=conversation_id, shared_id=shared_id, at=at)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    # As POST /v1/explain: sensitive values show as "***" (rules.md, "Sensitive facts").
+    shown = ruleset.mask_rendering(
+        decision, facts, conversation_id=conversation_id, shared_id=shared_id
+    )
+    decision = dataclasses.replace(
+        shown, trace=tuple(mask_trace(decision.trace or (), ruleset.sensitive))
+    )
     # The same object POST /v1/explain answers; facts given in the file count as inline.
     sources = {name: "inline" if value is not None else "error" for name, value in facts.items()}
     body = {

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from router.engine.model import NAME_PATTERN
+from router.engine.sensitive import PathError, SensitivePaths, parse_path
 
 REGIONS = ("us-1", "uk-1", "euw-1")
 STORE_SCHEMES = (
@@ -34,22 +35,95 @@ class SettingsError(Exception):
     """A setting has a bad value; the message names the variable."""
 
 
+ROLES = ("route", "push", "read", "explain", "ops")
+"""What a key may do (contract §8): ``route`` (``/v1/route``, the platform endpoints),
+``push`` (``/v1/events/polyai``), ``read`` (decision read-back), ``explain`` (explain and
+replay), ``ops`` (``/ops``, ``/v1/rulesets`` and reload errors)."""
+ALL_ROLES = frozenset(ROLES)
+
+
 class ApiKey:
-    """One API key and the rulesets it may use (``None``: every ruleset)."""
+    """One API key, the rulesets it may use (``None``: every ruleset) and its roles."""
 
-    __slots__ = ("digest", "key", "rulesets")
+    __slots__ = ("digest", "key", "roles", "rulesets")
 
-    def __init__(self, key: str, rulesets: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        key: str,
+        rulesets: frozenset[str] | None,
+        roles: frozenset[str] = ALL_ROLES,
+    ) -> None:
         self.key = key
         self.rulesets = rulesets
+        self.roles = roles
         # Compared in constant time against the digest of what a caller presents.
         self.digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
     def allows(self, ruleset: str) -> bool:
         return self.rulesets is None or ruleset in self.rulesets
 
+    def has(self, role: str) -> bool:
+        """Whether the key may do what ``role`` stands for."""
+        return role in self.roles
+
+    @property
+    def scoped(self) -> bool:
+        """Whether the key is limited to some rulesets."""
+        return self.rulesets is not None
+
     def __repr__(self) -> str:  # never show the secret
-        return f"ApiKey(<redacted>, rulesets={sorted(self.rulesets) if self.rulesets else '*'})"
+        return (
+            f"ApiKey(<redacted>, rulesets={sorted(self.rulesets) if self.rulesets else '*'}, "
+            f"roles={sorted(self.roles)})"
+        )
+
+
+KEYS_SYNTAX = "key, key=ruleset1|ruleset2, key;roles=route|read or key=ruleset1;roles=read"
+
+
+def parse_api_keys(value: str) -> tuple[ApiKey, ...]:
+    """The keys of a ``ROUTER_API_KEYS`` value (see :data:`KEYS_SYNTAX`; docs/api.md).
+
+    Entries are separated by ``,``; each is ``key[=ruleset|…][;roles=role|…]``. A key
+    without ``roles`` has every role (v1.1 behaviour), except that a key limited to
+    rulesets never has ``push``: a push names no ruleset, and its facts serve whichever
+    ruleset routes the conversation, so it cannot be kept within a key's rulesets.
+    Raises ``ValueError`` with a message that never quotes a key.
+    """
+    keys: list[ApiKey] = []
+    items = [part.strip() for part in value.split(",")]
+    for position, item in enumerate(filter(None, items), start=1):
+        head, *options = (part.strip() for part in item.split(";"))
+        key, sep, scope = head.partition("=")
+        if not key.strip():
+            raise ValueError(f"entry {position} has an empty key (expected {KEYS_SYNTAX})")
+        rulesets = frozenset(s.strip() for s in scope.split("|") if s.strip()) if sep else None
+        if sep and not rulesets:
+            raise ValueError(f"entry {position} has '=' but names no ruleset")
+        roles = ALL_ROLES
+        for option in options:
+            name, eq, listed = option.partition("=")
+            if name.strip() != "roles" or not eq:
+                raise ValueError(
+                    f"entry {position}: after ';' only 'roles=role|role' is understood "
+                    f"(roles: {', '.join(ROLES)})"
+                )
+            given = [r.strip() for r in listed.split("|") if r.strip()]
+            unknown = sorted(set(given) - ALL_ROLES)
+            if unknown or not given:
+                what = f"unknown role '{unknown[0]}'" if unknown else "'roles=' names no role"
+                raise ValueError(f"entry {position}: {what}; roles are {', '.join(ROLES)}")
+            roles = frozenset(given)
+            if rulesets is not None and "push" in roles:
+                raise ValueError(
+                    f"entry {position}: a key limited to rulesets cannot have the push role "
+                    "(pushed facts belong to a conversation, which every ruleset may route); "
+                    "give push to a key without '=rulesets'"
+                )
+        if rulesets is not None:
+            roles = roles - {"push"}  # see above: a push cannot be kept to some rulesets
+        keys.append(ApiKey(key.strip(), rulesets, roles))
+    return tuple(keys)
 
 
 class Settings(BaseSettings):
@@ -100,6 +174,11 @@ class Settings(BaseSettings):
     """The ruleset readiness depends on (and requests use when they name none)."""
     reload_settle_ms: int = Field(default=500, ge=0, le=600_000, alias="ROUTER_RELOAD_SETTLE_MS")
     """How long a changed rule file's bytes must stay the same before they are activated."""
+    sensitive_paths: str = Field(default="", alias="ROUTER_SENSITIVE_PATHS")
+    """Comma-separated paths sensitive in every ruleset, besides each file's own (v1.2)."""
+    store_secret: str = Field(default="", alias="ROUTER_STORE_SECRET", repr=False)
+    """Encrypts sensitive values kept in a shared store; without it they are not kept
+    there (v1.2)."""
     reload_remove_grace_s: float = Field(
         default=10, ge=0, le=86_400, alias="ROUTER_RELOAD_REMOVE_GRACE_S"
     )
@@ -212,14 +291,27 @@ class Settings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _keys(cls, value: str) -> str:
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            key, _, scope = item.partition("=")
-            if not key.strip():
-                raise ValueError(
-                    "an entry has an empty key (expected key or key=ruleset1|ruleset2)"
-                )
-            if "=" in item and not any(s.strip() for s in scope.split("|")):
-                raise ValueError("an entry has '=' but names no ruleset")
+        parse_api_keys(value)
+        return value
+
+    @field_validator("sensitive_paths")
+    @classmethod
+    def _sensitive(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                parse_path(part)
+            except PathError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("store_secret")
+    @classmethod
+    def _store_secret(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError(
+                "must be at least 16 characters (use a long random value, e.g. "
+                "`openssl rand -base64 32`)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -247,12 +339,13 @@ class Settings(BaseSettings):
         return bool(self.polyai_api_key)
 
     def parsed_api_keys(self) -> tuple[ApiKey, ...]:
-        keys: list[ApiKey] = []
-        for item in filter(None, (part.strip() for part in self.api_keys.split(","))):
-            key, sep, scope = item.partition("=")
-            rulesets = frozenset(s.strip() for s in scope.split("|") if s.strip()) if sep else None
-            keys.append(ApiKey(key.strip(), rulesets))
-        return tuple(keys)
+        return parse_api_keys(self.api_keys)
+
+    def sensitive(self) -> SensitivePaths:
+        """``ROUTER_SENSITIVE_PATHS`` and the paths always sensitive (``context.ani``)."""
+        return SensitivePaths.compile(
+            p.strip() for p in self.sensitive_paths.split(",") if p.strip()
+        )
 
     def host_is_loopback(self) -> bool:
         if self.host == "localhost":

@@ -22,6 +22,7 @@ BOTTOM = {
     "router.budget",
     "router.breaker",
     "router.jsonsafe",
+    "router.sensitive",
 }
 
 

@@ -42,6 +42,7 @@ from router.engine.schedule import (
     parse_hours,
     zone,
 )
+from router.engine.sensitive import DEFAULT_PATHS, PathError, SensitivePaths, parse_path
 from router.engine.template import Template, TemplateError, parse_template
 from router.engine.testing import TestCase
 from router.engine.yamlsrc import Marks
@@ -142,6 +143,9 @@ class _Builder:
         self._lines: list[str] | None = None
         self._rule_locs: dict[str, Loc] = {}
         self._templates: dict[tuple[str, int], Template] = {}
+        self._rendered: list[tuple[Loc, Template]] = []
+        """Every label and attribute template with where it is written (for the warning
+        about templates that render a sensitive path)."""
         self.name: str | None = None
         """The ruleset name the file declares (set by :meth:`build`, even with errors)."""
         self.test_count = 0
@@ -216,6 +220,7 @@ class _Builder:
             self.error((), "missing required key 'default' (the route when no rule matches)")
 
         name = self.name = self._name(data.get("ruleset"), default_name)
+        sensitive = self._sensitive(data.get("sensitive", []))
         description = self._text(data, "description")
         tz_name = data.get("timezone", "UTC")
         tz = self._zone(tz_name, ("timezone",))
@@ -238,6 +243,7 @@ class _Builder:
         tests = self._tests(raw_tests, set(self._rule_locs), bool(schedules))
         show = self._show(data.get("show", []))
         self._unreachable(rules)
+        self._rendering_sensitive(sensitive)
         self.problems.sort(key=lambda p: (p.line, p.col))
         if self.failed or default is None or tz is None:
             return None
@@ -254,7 +260,45 @@ class _Builder:
             warnings=tuple(p for p in self.problems if p.severity == "warning"),
             tests=tuple(tests),
             show=show,
+            sensitive=sensitive,
         )
+
+    def _sensitive(self, raw: Any) -> SensitivePaths:
+        """The file's ``sensitive:`` paths (with the built-in ones), each checked where it
+        is written."""
+        if not isinstance(raw, list):
+            self.error(
+                ("sensitive",),
+                "'sensitive' is a list of paths, e.g. [state.card_number, context.sip.*]",
+            )
+            return DEFAULT_PATHS
+        good: list[str] = []
+        for i, text in enumerate(raw):
+            if not isinstance(text, str):
+                self.error(("sensitive", i), f"'sensitive[{i}]': {_FRIENDLY['string_type']}")
+                continue
+            try:
+                parse_path(text)
+            except PathError as exc:
+                self.error(("sensitive", i), str(exc))
+                continue
+            good.append(text)
+        return SensitivePaths.compile(good)
+
+    def _rendering_sensitive(self, sensitive: SensitivePaths) -> None:
+        """Warn at each label or attribute that shows a sensitive value: the route answer
+        carries it to the platform and the agent (sometimes intended, never silent)."""
+        for loc, template in self._rendered:
+            for path in template.paths:
+                if sensitive.covers(path):
+                    what = "label" if loc[-1] == "label" else f"attribute '{loc[-1]}'"
+                    self.warn(
+                        loc,
+                        f"the {what} shows the sensitive path '{path}': the route answer "
+                        "carries its value to the platform and the agent (decision records "
+                        "and logs show '***'); remove it if the agent need not see it",
+                    )
+                    break
 
     def _name(self, value: Any, default_name: str) -> str:
         if value is None:
@@ -435,11 +479,14 @@ class _Builder:
         label = (
             None if own.label is None else self._template(own.label, (*loc, "label"), LABEL_LIMIT)
         )
+        if label is not None:
+            self._rendered.append(((*loc, "label"), label))
         attributes: list[tuple[str, Template]] = []
         for name, text in (own.attributes or {}).items():
             template = self._template(text, (*loc, "attributes", name), ATTRIBUTE_LIMIT)
             if template is not None:
                 attributes.append((name, template))
+                self._rendered.append(((*loc, "attributes", name), template))
         skills = tuple(own.skills) if own.skills is not None else None
         if base is None:
             return label, own.priority, skills or (), tuple(attributes)

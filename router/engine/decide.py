@@ -24,7 +24,8 @@ from router.engine.compile import (
 )
 from router.engine.index import CandidateIndex
 from router.engine.problems import Problem
-from router.engine.routes import Route
+from router.engine.routes import Route, Target
+from router.engine.sensitive import DEFAULT_PATHS, SensitivePaths
 from router.engine.values import snake_case_aliases
 
 Outcome = Literal["matched", "default", "fallback"]
@@ -99,9 +100,12 @@ class RuleSet:
     tests: tuple[Any, ...] = field(repr=False)
     show: tuple[str, ...] = field(default=(), repr=False)
     """Fact paths the agent card shows (the file's ``show:``)."""
+    sensitive: SensitivePaths = field(default=DEFAULT_PATHS, repr=False)
+    """The file's ``sensitive:`` paths and the built-in ones (``context.ani``)."""
     index: CandidateIndex = field(init=False, repr=False, compare=False)
     checks: tuple[Test, ...] = field(init=False, repr=False, compare=False)
     whys: tuple[Why, ...] = field(init=False, repr=False, compare=False)
+    _by_id: Mapping[str, Rule] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = CandidateIndex([rule.when for rule in self.rules])
@@ -115,6 +119,7 @@ class RuleSet:
         object.__setattr__(self, "index", index)
         object.__setattr__(self, "checks", tuple(rule_check(rule.when) for rule in rules))
         object.__setattr__(self, "whys", tuple(rule_why(rule.when) for rule in rules))
+        object.__setattr__(self, "_by_id", {rule.id: rule for rule in rules})
 
     # --- public API -------------------------------------------------------------------
 
@@ -157,7 +162,41 @@ class RuleSet:
         decision = self._decision(scope, chosen, degraded, conversation_id, shared_id)
         return replace(decision, trace=tuple(trace))
 
+    def mask_rendering(
+        self,
+        decision: Decision,
+        facts: Mapping[str, Mapping[str, Any] | None],
+        paths: SensitivePaths | None = None,
+        *,
+        conversation_id: str | None = None,
+        shared_id: str | None = None,
+    ) -> Decision:
+        """``decision`` (made by this ruleset on ``facts``) with its label and attributes
+        rendered as if each sensitive value were ``"***"``: what may be kept or shown
+        anywhere but the route answer itself. ``paths`` defaults to :attr:`sensitive`.
+
+        The same object comes back when none of its templates shows a sensitive path
+        (the common case: a few dict lookups)."""
+        paths = self.sensitive if paths is None else paths
+        target = self._target(decision, conversation_id or shared_id or "")
+        if target is None or not _shows_any(target, paths):
+            return decision
+        scope, _ = self._scope(paths.mask(facts), None)
+        label, attributes = target.render(scope.facts)
+        return replace(decision, label=label, attributes=attributes)
+
     # --- internals --------------------------------------------------------------------
+
+    def _target(self, decision: Decision, key: str) -> Target | None:
+        """The target ``decision`` rendered (its rule's, or the default's or fallback's)."""
+        if decision.rule is not None:
+            rule = self._by_id.get(decision.rule)
+            route = None if rule is None else rule.route
+        elif decision.outcome == "fallback":
+            route = self.fallback or self.default
+        else:
+            route = self.default
+        return None if route is None else route.choose(key)
 
     def _first(self, scope: Scope) -> int | None:
         """The position of the first rule that holds (the one both decide and explain pick)."""
@@ -219,6 +258,14 @@ class RuleSet:
             outcome,
             degraded,
         )
+
+
+def _shows_any(target: Target, paths: SensitivePaths) -> bool:
+    """Whether a template of ``target`` substitutes a sensitive path."""
+    templates = [t for _, t in target.attributes]
+    if target.label is not None:
+        templates.append(target.label)
+    return any(paths.covers(path) for t in templates for path in t.paths)
 
 
 def decide_by_scan(

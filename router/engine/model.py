@@ -25,6 +25,17 @@ Hours = Annotated[
         examples=["08:00-18:00", "22:00-02:00"],
     ),
 ]
+SENSITIVE_PATH_PATTERN = (
+    r"^(handoff|state|conversation|context)(\.[A-Za-z0-9_-]+)*\.([A-Za-z0-9_-]+|[A-Za-z0-9_-]*\*)$"
+)
+SensitivePath = Annotated[
+    str,
+    Field(
+        pattern=SENSITIVE_PATH_PATTERN,
+        description="namespace.key[.key…]; a trailing '*' marks a subtree or name prefix.",
+        examples=["state.card_number", "context.sip.*", "state.card_*"],
+    ),
+]
 Condition = Annotated[
     dict[str, Any],
     WithJsonSchema({"type": "object"}),  # replaced by #/$defs/Condition in schema.py
@@ -170,6 +181,15 @@ class RuleFileModel(_Strict):
     fallback: RouteModel | None = Field(
         default=None,
         description="Route when no rule matches and some source failed (default: 'default').",
+    )
+    sensitive: list[SensitivePath] = Field(
+        default_factory=list,
+        description="Facts that never leave the router: not logged, masked ('***') in explain "
+        "traces, left out of decision records, encrypted (or not kept) in a shared store. Exact "
+        "paths ('state.card_number') or a trailing '*' for a subtree or name prefix "
+        "('context.sip.*', 'state.card_*'). Rules still match on the real values; "
+        "context.ani is always sensitive.",
+        examples=[["state.card_number", "state.email", "context.sip.*"]],
     )
     tests: list[TestModel] = Field(default_factory=list, description="Tests of this ruleset.")
     show: list[Annotated[str, Field(pattern=FACT_PATH_PATTERN)]] = Field(

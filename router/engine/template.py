@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from router.engine.problems import did_you_mean
@@ -39,6 +39,14 @@ class Template:
 
     parts: tuple[str | Ref, ...]
     limit: int
+    paths: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The dotted paths this template substitutes (``("state.customer_tier",)``)."""
+
+    def __post_init__(self) -> None:
+        paths = tuple(
+            ".".join((part.namespace, *part.keys)) for part in self.parts if isinstance(part, Ref)
+        )
+        object.__setattr__(self, "paths", paths)
 
     def render(self, facts: Mapping[str, Mapping[str, Any] | None]) -> str:
         out: list[str] = []

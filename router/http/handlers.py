@@ -121,9 +121,24 @@ def _valid_id(value: str, name: str) -> str:
 
 
 def _stored_decision(request: web.Request, decision: dict[str, Any] | None) -> web.Response:
+    """The stored decision, if the key may read it.
+
+    A key limited to rulesets gets the same 403 for a decision of another ruleset and for
+    no decision at all: a 404 would tell it that a conversation exists elsewhere."""
+    key = request.get(API_KEY)
+    if (
+        key is not None
+        and key.scoped
+        and (decision is None or not key.allows(str(decision.get("ruleset", ""))))
+    ):
+        raise ApiError(
+            403,
+            "decision_forbidden",
+            "No decision this API key may read is stored for that id.",
+            [{"path": "ruleset", "message": "not allowed for this key, or no decision"}],
+        )
     if decision is None:
         raise ApiError(404, "decision_not_found", "No decision is stored for that id.")
-    require_ruleset_access(request, str(decision.get("ruleset", "")))
     return json_response(decision)
 
 
@@ -188,8 +203,9 @@ async def rulesets(request: web.Request) -> web.Response:
     """``GET /v1/rulesets``: what is being served (that the key may use), and the last error."""
     service = request.app[SERVICE]
     key = request.get(API_KEY)
-    listed = service.rulesets(visible=key.allows if key is not None else lambda _: True)
-    error = service.last_reload_problem()
+    scoped = key is not None and key.scoped
+    listed = service.rulesets(visible=key.allows if key is not None else _everything)
+    error = service.last_reload_problem(visible=key.allows if key is not None and scoped else None)
     return json_response(
         {
             "rulesets": [
@@ -207,6 +223,10 @@ async def rulesets(request: web.Request) -> web.Response:
             else {"file": error.file, "message": error.message, "at": error.at.isoformat()},
         }
     )
+
+
+def _everything(name: str) -> bool:
+    return True
 
 
 # Push ------------------------------------------------------------------------------------

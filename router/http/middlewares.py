@@ -46,6 +46,23 @@ _REQUEST_ID = re.compile(r"[ -~]{1,128}")
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 """Paths that need no API key (probes, scrapes, the API description)."""
 
+ROUTE_ROLES: dict[str, str] = {
+    "/v1/route": "route",
+    "/v1/explain": "explain",
+    "/v1/replay": "explain",
+    "/v1/decisions/{conversation_id}": "read",
+    "/v1/decisions": "read",
+    "/v1/rulesets": "ops",
+    "/v1/events/polyai": "push",
+    "/ops": "ops",
+}
+"""The role (contract §8) each endpoint needs, by route template."""
+ROLE_PREFIXES = (("/v1/platforms/", "route"), ("/ops/", "ops"))
+"""Roles of whole families of endpoints, by the start of their template."""
+UNLISTED_ROLE = "ops"
+"""An endpoint missing from the tables above needs the most trusted role: a route added
+without a role fails closed for keys with few roles, never open."""
+
 SIGNED_ROUTES = frozenset({"push_event"})
 """Route names that may authenticate by request signature instead of a key."""
 
@@ -295,6 +312,41 @@ def authenticate(request: web.Request) -> None:
     if key is None and name not in SIGNED_ROUTES:
         raise unauthorized(offered is not None, basic=name in OPS_ROUTES)
     request[API_KEY] = key
+    if key is not None:
+        require_role(request, key)
+
+
+def required_role(request: web.Request) -> str | None:
+    """The role the matched endpoint needs (``None`` for a path no endpoint serves)."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None
+    template = resource.canonical
+    role = ROUTE_ROLES.get(template)
+    if role is not None:
+        return role
+    for prefix, family_role in ROLE_PREFIXES:
+        if template.startswith(prefix):
+            return family_role
+    return UNLISTED_ROLE
+
+
+def require_role(request: web.Request, key: ApiKey) -> None:
+    """403 ``forbidden_role`` unless ``key`` has the role the endpoint needs."""
+    role = required_role(request)
+    if role is None or key.has(role):
+        return
+    hint = (
+        " A key limited to rulesets cannot push: pushed facts serve every ruleset."
+        if role == "push" and key.scoped
+        else ""
+    )
+    raise ApiError(
+        403,
+        "forbidden_role",
+        f"This API key does not have the '{role}' role this endpoint needs.{hint}",
+        [{"path": "Authorization", "message": f"needs the '{role}' role"}],
+    )
 
 
 def unauthorized(key_was_offered: bool, *, basic: bool = False) -> ApiError:

@@ -59,7 +59,9 @@ _ERROR_TEXT = {
     "400": "The body is not JSON (`malformed_json`).",
     "401": "No API key, or not a valid one (`missing_api_key`, `invalid_api_key`, "
     "`invalid_signature`).",
-    "403": "The key may not use that ruleset (`ruleset_forbidden`).",
+    "403": "The key may not use that ruleset (`ruleset_forbidden`), lacks the role the "
+    "endpoint needs (`forbidden_role`), or may read no decision for that id "
+    "(`decision_forbidden`).",
     "404": "Nothing there (`not_found`, `ruleset_not_found`, `decision_not_found`).",
     "413": "The body is over ROUTER_MAX_BODY_BYTES (`body_too_large`).",
     "415": "The body is not `application/json` (`unsupported_media_type`).",

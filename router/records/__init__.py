@@ -8,8 +8,6 @@ recorded decisions again with candidate rules and reports what would change.
 """
 
 from router.records.facts import (
-    DEFAULT_SENSITIVE_PATHS,
-    SensitivePaths,
     recorded_facts,
     sensitive_paths,
 )
@@ -18,14 +16,12 @@ from router.records.replay import ChangeGroup, Replay, ReplayReport, render_text
 from router.records.writer import RecordFile
 
 __all__ = [
-    "DEFAULT_SENSITIVE_PATHS",
     "BadRecord",
     "ChangeGroup",
     "Record",
     "RecordFile",
     "Replay",
     "ReplayReport",
-    "SensitivePaths",
     "decode_record",
     "encode_record",
     "recorded_facts",

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 from router.engine.decide import RuleSet
 from router.engine.values import MISSING, lookup
+from router.sensitive import DEFAULT_PATHS, MASK, SensitivePaths
 
 CARD_PATH = "/agent/card/"
 LocatorKind = Literal["c", "s"]
 
-DEFAULT_SENSITIVE = ("context.ani",)
 """Paths masked on the card in every ruleset (contract §8: the caller's number)."""
-MASK = "***"
 SHOWN_MAX = 120
 """Most characters of one shown fact's text."""
 
@@ -67,19 +66,8 @@ def card_link_valid(
     return right and now < int(exp)
 
 
-def is_sensitive(path: str, sensitive: Sequence[str]) -> bool:
-    """Whether ``path`` is one of ``sensitive`` (exact, or under a trailing-``*`` prefix)."""
-    for pattern in sensitive:
-        if pattern.endswith("*"):
-            if path.startswith(pattern[:-1]):
-                return True
-        elif path == pattern or path.startswith(pattern + "."):
-            return True
-    return False
-
-
 def shown_facts(
-    ruleset: RuleSet, facts: Mapping[str, Any], sensitive: Sequence[str] = DEFAULT_SENSITIVE
+    ruleset: RuleSet, facts: Mapping[str, Any], sensitive: SensitivePaths = DEFAULT_PATHS
 ) -> dict[str, str]:
     """The ruleset's ``show:`` facts as text for the card, sensitive ones masked.
 
@@ -95,7 +83,7 @@ def shown_facts(
         value = lookup(source or {}, tuple(keys))
         if value is MISSING or value is None:
             continue
-        shown[path] = MASK if is_sensitive(path, sensitive) else _text(value)
+        shown[path] = MASK if sensitive.covers(path) else _text(value)
     return shown
 
 
@@ -126,10 +114,15 @@ class Card:
     degraded: bool
 
 
-def card_data(ruleset: RuleSet, rule: str | None, facts: Mapping[str, Any]) -> dict[str, Any]:
+def card_data(
+    ruleset: RuleSet,
+    rule: str | None,
+    facts: Mapping[str, Any],
+    sensitive: SensitivePaths = DEFAULT_PATHS,
+) -> dict[str, Any]:
     """What is kept with a stored decision for its card: why, and the shown facts."""
     reason = _descriptions(ruleset).get(rule) if rule is not None else None
-    return {"reason": reason, "facts": shown_facts(ruleset, facts)}
+    return {"reason": reason, "facts": shown_facts(ruleset, facts, sensitive)}
 
 
 _DESCRIPTIONS: dict[str, dict[str, str | None]] = {}

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,8 @@ from router.facts import FactGatherer, GatheredFacts, make_client_session
 from router.ids import new_id
 from router.metrics import RECORDS_DROPPED, STORE_UP
 from router.records import RecordFile, Replay, ReplayReport, encode_record, recorded_facts
-from router.records.facts import sensitive_paths
 from router.rules_registry import RulesRegistry
+from router.sensitive import SensitivePaths, mask_trace
 from router.service.answer import Answer, Explained
 from router.service.card import (
     Card,
@@ -51,6 +51,7 @@ from router.service.errors import (
 )
 from router.service.recent import RecentDecision, RecentDecisions, Traffic
 from router.service.request import DecisionRequest
+from router.service.sensitivity import Sensitivity
 from router.service.telemetry import observe_decision
 from router.settings import Settings
 from router.store import Store, StoreError, open_store
@@ -128,8 +129,12 @@ class DecisionService:
         store: Store,
         gatherer: FactGatherer,
         record_file: RecordFile | None = None,
+        sensitivity: Sensitivity | None = None,
     ) -> None:
         self.settings = settings
+        self.sensitivity = (
+            Sensitivity(rules, settings.sensitive()) if sensitivity is None else sensitivity
+        )
         self.rules = rules
         self.store = store
         self.gatherer = gatherer
@@ -183,16 +188,20 @@ class DecisionService:
         gathered = await self._gather(request, deadline, cache_with_decision=True)
         facts = _facts(gathered, request)
         at = datetime.now(UTC)  # explicit, so the record replays at the very same instant
-        decision = ruleset.decide(
-            facts, conversation_id=gathered.conversation_id, shared_id=gathered.shared_id, at=at
-        )
+        cid, sid = gathered.conversation_id, gathered.shared_id
+        decision = ruleset.decide(facts, conversation_id=cid, shared_id=sid, at=at)
         answer = _answer(new_id(), decision, gathered, deadline, self._card_url)
-        record = self._record(answer, facts, at, ruleset) if self._recording else None
-        card = card_data(ruleset, answer.rule, facts) if self.settings.card_secret else None
-        await self._save(answer, gathered, deadline, record, card)
-        self._recent.add(answer)
+        # What is kept, recorded and logged: the label and attributes without sensitive
+        # values (the route answer alone carries them, to the caller).
+        paths = self.sensitivity.of(ruleset)
+        masked = ruleset.mask_rendering(decision, facts, paths, conversation_id=cid, shared_id=sid)
+        kept = answer if masked is decision else _masked_answer(answer, masked)
+        record = self._record(kept, facts, at, ruleset, paths) if self._recording else None
+        card = card_data(ruleset, answer.rule, facts, paths) if self.settings.card_secret else None
+        await self._save(kept, gathered, deadline, record, card)
+        self._recent.add(kept)
         observe_decision(
-            answer, facts=facts if self._log_state else None, platform=request.platform
+            kept, facts=paths.mask(facts) if self._log_state else None, platform=request.platform
         )
         self._crowd.answered(deadline)
         return answer
@@ -202,16 +211,17 @@ class DecisionService:
         ruleset = self.ruleset(request.ruleset)
         deadline = self.deadline(request)
         gathered = await self._gather(request, deadline, cache_with_decision=False)
-        decision = ruleset.explain(
-            _facts(gathered, request),
-            conversation_id=gathered.conversation_id,
-            shared_id=gathered.shared_id,
-            at=request.at,
-        )
-        answer = _answer("", decision, gathered, deadline)
+        facts = _facts(gathered, request)
+        cid, sid = gathered.conversation_id, gathered.shared_id
+        decision = ruleset.explain(facts, conversation_id=cid, shared_id=sid, at=request.at)
+        # Explain is not the route answer: sensitive values show as "***" in the label,
+        # the attributes and the trace's actual values (operators and expected values stay).
+        paths = self.sensitivity.of(ruleset)
+        shown = ruleset.mask_rendering(decision, facts, paths, conversation_id=cid, shared_id=sid)
+        answer = _answer("", shown, gathered, deadline)
         self._crowd.answered(deadline)
         log.info("explained", ruleset=answer.ruleset, rule=answer.rule, outcome=answer.outcome)
-        return Explained(answer, decision.trace or ())
+        return Explained(answer, tuple(mask_trace(decision.trace or (), paths)))
 
     async def _gather(
         self, request: DecisionRequest, deadline: Deadline, *, cache_with_decision: bool
@@ -240,12 +250,16 @@ class DecisionService:
             )
 
     def _record(
-        self, answer: Answer, facts: Mapping[str, Any], at: datetime, ruleset: RuleSet
+        self,
+        answer: Answer,
+        facts: Mapping[str, Any],
+        at: datetime,
+        ruleset: RuleSet,
+        paths: SensitivePaths,
     ) -> bytes | None:
         """The decision's replay record (handed to the record file here), or ``None`` when
         the store keeps no records or it cannot be written (dropped and counted)."""
         try:
-            paths = sensitive_paths(tuple(getattr(ruleset, "sensitive_paths", ())))
             kept, removed = recorded_facts(facts, paths)
             body = encode_record(
                 decision_id=answer.decision_id,
@@ -483,11 +497,23 @@ class DecisionService:
             if visible(name)
         ]
 
-    def last_reload_problem(self) -> ReloadProblem | None:
+    def last_reload_problem(
+        self, visible: Callable[[str], bool] | None = None
+    ) -> ReloadProblem | None:
         """Why the last rejected rule file was rejected, if one is, with the ``line:col``
-        its message names and that line of the file (read once per rejection)."""
-        error = self.rules.snapshot.last_reload_error
+        its message names and that line of the file (read once per rejection). With
+        ``visible``, only when that file serves a ruleset ``visible`` lets the caller see: a
+        key limited to rulesets learns nothing of other files, nor of a file that serves
+        nothing yet."""
+        snapshot = self.rules.snapshot
+        error = snapshot.last_reload_error
         if error is None:
+            return None
+        if visible is not None and not any(
+            visible(name)
+            for name, loaded in snapshot.rulesets.items()
+            if error.file in (loaded.file, loaded.ruleset.source)
+        ):
             return None
         located = self._located
         if located is not None and located[0] == (error.file, error.at):
@@ -576,7 +602,8 @@ async def open_service(
     """
     own_store = store is None
     own_session = session is None
-    the_store = open_store(settings) if store is None else store
+    sensitivity = Sensitivity(rules, settings.sensitive())
+    the_store = open_store(settings, sensitive=sensitivity.everywhere) if store is None else store
     if own_store:
         try:
             await the_store.connect()
@@ -596,6 +623,7 @@ async def open_service(
         the_store,
         FactGatherer(settings, the_store, the_session),
         record_file=record_file,
+        sensitivity=sensitivity,
     )
     try:
         yield service
@@ -666,6 +694,11 @@ def _answer(
         if link is None
         else link(decision_id, gathered.conversation_id, gathered.shared_id),
     )
+
+
+def _masked_answer(answer: Answer, masked: Decision) -> Answer:
+    """``answer`` with the label and attributes rendered without sensitive values."""
+    return replace(answer, label=masked.label, attributes=dict(masked.attributes))
 
 
 def _without_ids(request: DecisionRequest) -> GatheredFacts:

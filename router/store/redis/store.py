@@ -30,10 +30,12 @@ import structlog
 
 from router.breaker import BreakerState
 from router.metrics import RECORDS_DROPPED
+from router.sensitive import SensitivePaths
 from router.settings import Settings
 from router.store import codec
 from router.store.base import (
     CACHE_NAMES,
+    CACHE_RECORD,
     NOTHING_KNOWN,
     JSONMap,
     Known,
@@ -46,6 +48,7 @@ from router.store.redis.keys import PUSHED_NAMES, READ_FIELDS, Keys, queue_mget
 from router.store.redis.outbox import Outbox, Pending
 from router.store.redis.pipeline import CLUSTER_INIT_TIMEOUT_S, Pipeline
 from router.store.redis.url import RedisClient, RedisMode, connect
+from router.store.seal import SEALED_MARK, PathsOf, Sealer
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +83,8 @@ class RedisStore:
     longest TTL configured); ``outbox_max`` bounds the decisions kept while Redis is
     down (0: none are kept); ``record_max`` is the (approximate) length of the stream of
     decision records (0: none are kept). ``helpers`` are other clients closed with this one.
+    ``sealer`` encrypts (or leaves out) sensitive values of pushes and cached lookups
+    (:mod:`router.store.seal`; by default they are left out).
     ``clock`` is the monotonic clock of the breaker, the outbox's TTLs and the
     health check (injectable for tests).
     """
@@ -98,10 +103,12 @@ class RedisStore:
         mode: RedisMode = "standalone",
         helpers: Sequence[Any] = (),
         clock: Callable[[], float] = time.monotonic,
+        sealer: Sealer | None = None,
     ) -> None:
         self._keys = Keys(prefix, link_ttl_s)
         self._record_max = record_max
         self._dropped = RECORDS_DROPPED.labels(reason="store")
+        self._sealer = Sealer("") if sealer is None else sealer
         self._client = client
         self._helpers = tuple(helpers)
         self._clock = clock
@@ -178,7 +185,10 @@ class RedisStore:
         if home is None:
             return
         given = zip(PUSHED_NAMES, (data, state, conversation), strict=True)
-        values = {name: codec.dumps(value) for name, value in given if value is not None}
+        seal = self._sealer.seal
+        values = {
+            name: codec.dumps(seal(name, value)) for name, value in given if value is not None
+        }
         link = codec.dumps([conversation_id, shared_id])
         keys = self._keys
         await self._pipeline.pipelined(
@@ -218,7 +228,8 @@ class RedisStore:
                 pipe.get(owners[0] + "cid")
 
         replies = await self._pipeline.pipelined("read_known", build, timeout_s)
-        reads = [_parse(reply) for reply in replies[: len(owners)]]
+        sealer = self._sealer
+        reads = [_parse(reply, sealer) for reply in replies[: len(owners)]]
         linked: str | None = None
         if follow and replies[-1] is not None:
             linked = bytes(replies[-1]).decode()
@@ -227,7 +238,7 @@ class RedisStore:
             more = await self._pipeline.pipelined(
                 "read_known_linked", lambda pipe: keys.queue_read(pipe, owner), left
             )
-            reads.append(_parse(more[0]))
+            reads.append(_parse(more[0], sealer))
         return _merge(reads, linked)
 
     # Store: cache and decisions ------------------------------------------------------
@@ -251,7 +262,7 @@ class RedisStore:
         home = self._keys.home(conversation_id, shared_id)
         if home is None:
             return
-        values = _cache_values(lookups)
+        values = _cache_values(lookups, self._sealer)
         keys = self._keys
         await self._pipeline.pipelined(
             "cache_lookups",
@@ -294,7 +305,7 @@ class RedisStore:
             return
         home = self._keys.home(cid, sid)
         assert home is not None
-        values = _cache_values(lookups) if lookups and cache_ttl_s > 0 else {}
+        values = _cache_values(lookups, self._sealer) if lookups and cache_ttl_s > 0 else {}
         keys = self._keys
 
         def build(pipe: Any) -> None:
@@ -418,23 +429,34 @@ class RedisStore:
 # Reading values back -----------------------------------------------------------------
 
 
-def _cache_values(lookups: Mapping[str, JSONMap]) -> dict[str, bytes]:
+def _cache_values(lookups: Mapping[str, JSONMap], sealer: Sealer) -> dict[str, bytes]:
     unknown = set(lookups) - set(CACHE_NAMES)
     if unknown:
         raise ValueError(f"unknown cached lookup {sorted(unknown)}; known: {CACHE_NAMES}")
-    # upstream answers orjson parsed: no NaN or infinity can be in them
-    return {name: codec.dumps_trusted(value) for name, value in lookups.items()}
+    values: dict[str, bytes] = {}
+    for name, value in lookups.items():
+        sealed = sealer.seal_record(value) if name == CACHE_RECORD else sealer.seal(name, value)
+        if sealed is not value and not sealer.encrypts:
+            # Cached without its sensitive values, a lookup would decide the conversation's
+            # next call differently: not cached at all, it is looked up again instead.
+            continue
+        values[name] = codec.dumps_trusted(sealed)  # upstream answers: no NaN can be in them
+    return values
 
 
-def _loads(raw: bytes | None, what: str) -> Any:
-    """Decode one stored JSON value; an unreadable one is logged and read as absent."""
+def _loads(raw: bytes | None, what: str, sealer: Sealer | None = None, root: str = "") -> Any:
+    """Decode one stored JSON value (opening sealed values in it, under ``root``); an
+    unreadable one is logged and read as absent."""
     if raw is None:
         return None
     try:
-        return codec.loads(raw)
+        value = codec.loads(raw)
     except ValueError:  # orjson's JSONDecodeError and json's are both ValueErrors
         log.warning("store_value_unreadable", field=what)
         return None
+    if sealer is not None and SEALED_MARK in raw:
+        return sealer.open(value, root)
+    return value
 
 
 def _link_ids(value: Any) -> tuple[str | None, str | None] | None:
@@ -451,7 +473,7 @@ def _decision(raw: bytes | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _parse(values: Sequence[bytes | None]) -> _Read:
+def _parse(values: Sequence[bytes | None], sealer: Sealer) -> _Read:
     """One id's ``MGET`` answer (in :data:`~router.store.redis.keys.READ_FIELDS` order) as
     Python values."""
     fields = dict(zip(READ_FIELDS, values, strict=True))
@@ -460,12 +482,17 @@ def _parse(values: Sequence[bytes | None]) -> _Read:
         pushed={
             name: value
             for name in PUSHED_NAMES
-            if isinstance(value := _loads(fields[f"push:{name}"], "push"), dict)
+            if isinstance(value := _loads(fields[f"push:{name}"], "push", sealer, name), dict)
         },
         cached={
             name: value
             for name in CACHE_NAMES
-            if isinstance(value := _loads(fields[f"cache:{name}"], "cache"), dict)
+            if isinstance(
+                value := _loads(
+                    fields[f"cache:{name}"], "cache", sealer, "" if name == CACHE_RECORD else name
+                ),
+                dict,
+            )
         },
     )
 
@@ -499,14 +526,23 @@ def _merge(reads: Sequence[_Read], linked: str | None) -> Known:
     )
 
 
+def _fixed(paths: SensitivePaths) -> PathsOf:
+    return lambda: paths
+
+
 def open_redis_store(
-    settings: Settings, *, clock: Callable[[], float] = time.monotonic
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sensitive: PathsOf | None = None,
 ) -> RedisStore:
     """The Redis store ``ROUTER_STORE`` names, configured from ``settings``.
 
     No connection is made yet (the first call dials); a URL that cannot be used raises
     ``ValueError`` naming ``ROUTER_STORE`` (without its password). ``clock`` is the
-    store's monotonic clock (see :class:`RedisStore`).
+    store's monotonic clock (see :class:`RedisStore`); ``sensitive`` gives the paths
+    whose values are sealed (``ROUTER_STORE_SECRET``) or left out (default: those of
+    ``ROUTER_SENSITIVE_PATHS`` and ``context.ani``).
     """
     timeout_s = settings.store_timeout_ms / 1000.0
     connected = connect(settings.store, pool_size=settings.store_pool_size, timeout_s=timeout_s)
@@ -523,4 +559,5 @@ def open_redis_store(
         mode=connected.mode,
         helpers=connected.helpers,
         clock=clock,
+        sealer=Sealer(settings.store_secret, sensitive or _fixed(settings.sensitive())),
     )
