@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ STORE_SCHEMES = (
     "unix",
 )
 """URL schemes ``ROUTER_STORE`` accepts besides ``memory`` (``rediss``: TLS)."""
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}")
 
 
 class SettingsError(Exception):
@@ -89,6 +91,18 @@ class Settings(BaseSettings):
     store_outbox_max: int = Field(default=10_000, ge=0, alias="ROUTER_STORE_OUTBOX_MAX")
     upstream_max_bytes: int = Field(default=1_048_576, ge=1, alias="ROUTER_UPSTREAM_MAX_BYTES")
     max_body_bytes: int = Field(default=65_536, ge=1, alias="ROUTER_MAX_BODY_BYTES")
+    twilio_auth_token: str = Field(default="", alias="ROUTER_TWILIO_AUTH_TOKEN", repr=False)
+    """Checks ``X-Twilio-Signature`` on the Twilio endpoints (contract §7.2)."""
+    sip_conversation_header: str = Field(
+        default="X-Conversation-Id", alias="ROUTER_SIP_CONVERSATION_HEADER"
+    )
+    sip_shared_header: str = Field(default="X-Shared-Id", alias="ROUTER_SIP_SHARED_HEADER")
+    trust_proxy: bool = Field(default=False, alias="ROUTER_TRUST_PROXY")
+    """Trust ``X-Forwarded-Proto``/``X-Forwarded-Host`` for the URL Twilio signed."""
+    emergency_queue: str = Field(
+        default="fallback", min_length=1, max_length=64, alias="ROUTER_EMERGENCY_QUEUE"
+    )
+    """The queue the platform endpoints name when no ruleset can decide (none loaded)."""
 
     @field_validator("port", mode="before")
     @classmethod
@@ -130,6 +144,22 @@ class Settings(BaseSettings):
                     "a redis+sentinel:// URL names the master: "
                     "redis+sentinel://host:26379/master-name"
                 )
+        return value
+
+    @field_validator("sip_conversation_header", "sip_shared_header")
+    @classmethod
+    def _sip_header(cls, value: str) -> str:
+        if not _HEADER_NAME.fullmatch(value):
+            raise ValueError(
+                "must be a SIP header name: letters, digits and '-' (e.g. X-Conversation-Id)"
+            )
+        return value
+
+    @field_validator("emergency_queue")
+    @classmethod
+    def _emergency_queue(cls, value: str) -> str:
+        if not value.isprintable() or value != value.strip():
+            raise ValueError("must be a queue name of printable characters, without spaces around")
         return value
 
     @field_validator("store_prefix")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from router.engine.compile import NAMESPACES, All, AnyOf, Leaf, Node, Not, Scope, Test, always
 from router.engine.index import CandidateIndex
+from router.engine.platforms import NO_PLATFORMS, PlatformMaps
 from router.engine.problems import Problem
 from router.engine.routes import Route
 from router.engine.values import MISSING, snake_case_aliases
@@ -82,6 +83,8 @@ class RuleSet:
     tests: tuple[Any, ...] = field(repr=False)
     index: CandidateIndex = field(repr=False, compare=False)
     checks: tuple[Test, ...] = field(repr=False, compare=False)
+    platforms: PlatformMaps = field(default=NO_PLATFORMS, repr=False)
+    """Each platform's ids for this ruleset's queues (the file's ``platforms:``)."""
 
     # --- public API -------------------------------------------------------------------
 

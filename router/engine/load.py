@@ -29,6 +29,7 @@ from router.engine.model import (
     ScheduleModel,
     TestModel,
 )
+from router.engine.platforms import read_platforms
 from router.engine.problems import Problem, RulesError, did_you_mean
 from router.engine.routes import ATTRIBUTE_LIMIT, LABEL_LIMIT, Route, Target
 from router.engine.schedule import (
@@ -294,6 +295,8 @@ class _Builder:
         )
         tests = self._tests(data.get("tests", []), {rule.id for rule in rules}, bool(schedules))
         self._unreachable(rules)
+        platforms, platform_problems = read_platforms(data, self.marks, self.filename)
+        self.problems.extend(platform_problems)
         self.problems.sort(key=lambda p: (p.line, p.col))
         if self.failed or default is None or tz is None:
             return None
@@ -311,6 +314,7 @@ class _Builder:
             tests=tuple(tests),
             index=CandidateIndex([rule.when for rule in rules]),
             checks=tuple(rule_check(rule.when) for rule in rules),
+            platforms=platforms,
         )
 
     def _name(self, value: Any, default_name: str) -> str:

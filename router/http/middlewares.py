@@ -8,6 +8,8 @@ never see a stack trace escape.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -36,8 +38,19 @@ _REQUEST_ID = re.compile(r"[ -~]{1,128}")
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 """Paths that need no API key (probes, scrapes, the API description)."""
 
-SIGNED_ROUTES = frozenset({"push_event"})
-"""Route names that may authenticate by request signature instead of a key."""
+SIGNED_ROUTES = frozenset({"push_event", "platform_twilio_voice", "platform_twilio_studio"})
+"""Route names that may authenticate by request signature instead of a key (their handler
+checks the signature, or refuses the request, once it has the body)."""
+
+PLATFORM_ROUTES = frozenset(
+    {
+        "platform_amazon_connect",
+        "platform_twilio_voice",
+        "platform_twilio_studio",
+        "platform_genesys",
+    }
+)
+"""The platform endpoints' route names: their 401s challenge for Basic auth."""
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -155,13 +168,34 @@ def _digest(secret: str) -> bytes:
 
 
 def presented_key(request: web.Request) -> str | None:
-    """The key in ``Authorization: Bearer …`` or ``X-API-Key``, if any."""
+    """The key in ``Authorization: Bearer …``, the password of ``Authorization: Basic …``
+    (any user name: what Twilio Studio and Genesys data actions can send), or ``X-API-Key``.
+
+    A Basic header that cannot be decoded presents its raw token, which matches no key
+    (so the caller hears "invalid", not "missing").
+    """
     authorization = request.headers.get("Authorization", "")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    token = token.strip()
+    if token:
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            return token
+        if scheme == "basic":
+            return _basic_password(token)
     api_key = request.headers.get("X-API-Key", "").strip()
     return api_key or None
+
+
+def _basic_password(token: str) -> str:
+    """The password of a Basic credential (``base64(user:password)``), or ``token`` itself
+    when it is not one."""
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return token
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else token
 
 
 def authenticate(request: web.Request) -> None:
@@ -177,21 +211,33 @@ def authenticate(request: web.Request) -> None:
         return
     offered = presented_key(request)
     key = find_key(keys, offered) if offered is not None else None
-    if key is None and request.match_info.route.name not in SIGNED_ROUTES:
-        raise unauthorized(offered is not None)
+    name = request.match_info.route.name
+    if key is None and name not in SIGNED_ROUTES:
+        raise unauthorized(offered is not None, basic=name in PLATFORM_ROUTES)
     request[API_KEY] = key
 
 
-def unauthorized(key_was_offered: bool) -> ApiError:
-    """The 401 for a missing or wrong key."""
+def unauthorized(key_was_offered: bool, *, basic: bool = False) -> ApiError:
+    """The 401 for a missing or wrong key.
+
+    ``basic``: challenge with ``WWW-Authenticate: Basic realm="router"`` (the platform
+    endpoints: Twilio sends the credentials of a URL only after such a challenge).
+    """
     if key_was_offered:
         code, message = "invalid_api_key", "The API key is not valid."
+    elif basic:
+        code, message = (
+            "missing_api_key",
+            "Send an API key as the password of HTTP Basic auth (any user name), as "
+            "'Authorization: Bearer <key>' or as 'X-API-Key: <key>'.",
+        )
     else:
         code, message = (
             "missing_api_key",
             "Send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
         )
-    return ApiError(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="router"'})
+    challenge = 'Basic realm="router"' if basic else 'Bearer realm="router"'
+    return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
 
 
 def require_ruleset_access(request: web.Request, ruleset: str) -> None:

@@ -4,7 +4,7 @@ async with open_service(settings, registry) as service:
     answer = await service.decide(DecisionRequest(conversation_id="c-1"))
 """
 
-from router.service.answer import ANSWER_FIELDS, Answer, Explained
+from router.service.answer import ANSWER_FIELDS, Answer, Explained, PlatformAnswer
 from router.service.decisions import (
     DecisionService,
     Readiness,
@@ -22,6 +22,7 @@ __all__ = [
     "DecisionService",
     "Explained",
     "NotReady",
+    "PlatformAnswer",
     "Readiness",
     "ReloadProblem",
     "RulesetNotFound",

@@ -26,7 +26,7 @@ from router.engine.decide import Decision, RuleSet
 from router.facts import FactGatherer, GatheredFacts, make_client_session
 from router.metrics import STORE_UP
 from router.rules_registry import RulesRegistry
-from router.service.answer import Answer, Explained
+from router.service.answer import Answer, Explained, PlatformAnswer
 from router.service.errors import NotReady, RulesetNotFound, StoreUnavailable
 from router.service.request import DecisionRequest
 from router.service.telemetry import observe_decision
@@ -124,30 +124,44 @@ class DecisionService:
 
     async def decide(self, request: DecisionRequest) -> Answer:
         """Route one call: gather its facts, decide, keep the decision, report it."""
+        answer, _ = await self._decide(request)
+        return answer
+
+    async def decide_for_platform(self, request: DecisionRequest) -> PlatformAnswer:
+        """:meth:`decide`, plus the ids the deciding ruleset maps the queue to on
+        ``request.platform`` (its ``platforms:`` block), so a platform front needs nothing
+        of the rules to name the platform's own queue."""
+        answer, ruleset = await self._decide(request)
+        maps = ruleset.platforms
+        return PlatformAnswer(
+            answer,
+            queue_id=maps.queue_id(request.platform, answer.queue),
+            workflow=maps.workflow(request.platform),
+        )
+
+    async def _decide(self, request: DecisionRequest) -> tuple[Answer, RuleSet]:
         ruleset = self.ruleset(request.ruleset)
         deadline = self.deadline(request)
         gathered = await self._gather(request, deadline, cache_with_decision=True)
         facts = _facts(gathered, request)
-        decision = ruleset.decide(
-            facts, conversation_id=gathered.conversation_id, shared_id=gathered.shared_id
-        )
+        conversation_id, shared_id = _split_keys(gathered, request)
+        decision = ruleset.decide(facts, conversation_id=conversation_id, shared_id=shared_id)
         answer = _answer(str(uuid.uuid4()), decision, gathered, deadline)
         await self._save(answer, gathered, deadline)
         observe_decision(
             answer, facts=facts if self._log_state else None, platform=request.platform
         )
         self._crowd.answered(deadline)
-        return answer
+        return answer, ruleset
 
     async def explain(self, request: DecisionRequest) -> Explained:
         """The decision ``decide`` would make, with the per-rule trace; nothing is kept."""
         ruleset = self.ruleset(request.ruleset)
         deadline = self.deadline(request)
         gathered = await self._gather(request, deadline, cache_with_decision=False)
+        conversation_id, shared_id = _split_keys(gathered, request)
         decision = ruleset.explain(
-            _facts(gathered, request),
-            conversation_id=gathered.conversation_id,
-            shared_id=gathered.shared_id,
+            _facts(gathered, request), conversation_id=conversation_id, shared_id=shared_id
         )
         answer = _answer("", decision, gathered, deadline)
         self._crowd.answered(deadline)
@@ -352,6 +366,14 @@ async def open_service(
 
 def _facts(gathered: GatheredFacts, request: DecisionRequest) -> Mapping[str, Any]:
     return {**gathered.facts, "context": request.context}
+
+
+def _split_keys(gathered: GatheredFacts, request: DecisionRequest) -> tuple[str | None, str | None]:
+    """What keys the decision's split, as (conversation id, shared id): the conversation's
+    ids, else the request's ``split_key`` (a platform's call id) when it names none."""
+    if gathered.conversation_id is None and gathered.shared_id is None:
+        return None, request.split_key
+    return gathered.conversation_id, gathered.shared_id
 
 
 def _answer(
