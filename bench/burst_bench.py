@@ -226,7 +226,9 @@ def start_router(
     port: int, extra: dict[str, str], profile: str | None = None
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROUTER_", "POLYAI_"))}
-    env.update(ROUTER_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "info"), ROUTER_PORT=str(port), **extra)
+    env.update(
+        ROUTER_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "info"), ROUTER_PORT=str(port), **extra
+    )
     argv = [sys.executable, "-m", "router", "serve", "--rules", str(RULES)]
     if profile:  # py-spy's flame graph of the router (py-spy from PyPI)
         argv = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", profile, "--", *argv]

@@ -80,14 +80,19 @@ async def voice(request: web.Request) -> web.Response:
         context["call_id"] = call_sid
     context["sip"] = sip
     context["parameters"] = parameters
+    conversation_id = valid_id(query.get("conversation_id")) or valid_id(
+        sip_headers.get(settings.sip_conversation_header.lower())
+    )
+    shared_id = valid_id(query.get("shared_id")) or valid_id(
+        sip_headers.get(settings.sip_shared_header.lower())
+    )
+    if conversation_id is None and shared_id is None:
+        shared_id = valid_id(call_sid)  # no id given: the call's own (contract §7.2)
     decided = await decide(
         request,
         DecisionRequest(
-            conversation_id=valid_id(query.get("conversation_id"))
-            or valid_id(sip_headers.get(settings.sip_conversation_header.lower())),
-            shared_id=valid_id(query.get("shared_id"))
-            or valid_id(sip_headers.get(settings.sip_shared_header.lower()))
-            or valid_id(call_sid),
+            conversation_id=conversation_id,
+            shared_id=shared_id,
             ruleset=ruleset,
             context=context,
             arrival=request[ARRIVAL],
