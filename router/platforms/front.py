@@ -13,11 +13,11 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 import structlog
 from aiohttp import web
-from yarl import URL
 
 from router.http.errors import ApiError, body_too_large
 from router.http.keys import LOGGED, SERVICE, SETTINGS
@@ -74,14 +74,24 @@ def _json_the_slow_way(raw: bytes) -> Any:
 
 
 def form_fields(raw: bytes) -> list[tuple[str, str]]:
-    """A form-encoded body's fields, in order, blanks kept (bytes that are not UTF-8 are
-    replaced, not refused: every body reads as some form).
+    """A form-encoded body's fields, in order, blanks kept: what
+    ``urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True)`` reads from UTF-8 text.
+    Never fails: bytes that are not UTF-8 become U+FFFD (every body reads as some form)."""
+    fields: list[tuple[str, str]] = []
+    for part in raw.split(b"&"):
+        if part:
+            name, _, value = part.partition(b"=")
+            fields.append((form_text(name), form_text(value)))
+    return fields
 
-    The same pairs as ``urllib.parse.parse_qsl(text, keep_blank_values=True)`` (the tests
-    hold them equal), read by yarl's compiled query parser: a twentieth of the time.
-    """
-    text = raw.decode("utf-8", "replace")
-    return list(URL.build(query_string=text, encoded=True).query.items())
+
+def form_text(raw: bytes) -> str:
+    """One form-encoded name or value as text (``+`` is a space, ``%XX`` a byte, UTF-8)."""
+    if b"+" in raw:
+        raw = raw.replace(b"+", b" ")
+    if b"%" in raw:
+        raw = unquote_to_bytes(raw)
+    return raw.decode("utf-8", "replace")
 
 
 def mapping(value: Any) -> Mapping[str, Any]:
@@ -111,6 +121,9 @@ def put_number(context: dict[str, Any], key: str, raw_key: str, value: Any) -> N
     ``context[raw_key]``; a ``tel:`` URI gives its number.
     """
     if type(value) is not str or not value:
+        return
+    if value[0] == "+":  # E.164, as most platforms send it
+        context[key] = value
         return
     scheme, colon, rest = value.partition(":")
     scheme = scheme.lower()

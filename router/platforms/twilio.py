@@ -18,8 +18,8 @@ Both accept an API key (Studio can send one only as Basic auth in the URL) or, w
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
@@ -30,6 +30,7 @@ from router.platforms.flat import studio_answer, task_attributes
 from router.platforms.front import (
     decide,
     form_fields,
+    form_text,
     json_answer,
     json_object,
     put_number,
@@ -43,43 +44,35 @@ from router.service import DecisionRequest, PlatformAnswer
 from router.service.platforms import TWILIO
 
 TWIML = "text/xml"
-_XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
-_SILENT = (_XML_HEAD + "<Response/>").encode()
-_SIP_PREFIX = "SipHeader_"
-_NUMBERS = frozenset({"From", "To", "Caller", "Called"})
-"""Voice parameters that are the caller's or dialled number: in ``ani``/``dnis`` only."""
+_XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?>'
+_SILENT = _XML_HEAD + b"<Response/>"
+_RESPONSE = _XML_HEAD + b"<Response>"
+_END_ENQUEUE = b"</Enqueue></Response>"
+_SIP_PREFIX = b"SipHeader_"
+_VOICE_PARAMETER = re.compile(rb"(?:^|&)(CallSid|From|To|SipHeader_[^=&]*)=([^&]*)")
 _STUDIO_FIELDS = frozenset({"conversation_id", "shared_id", "call_sid", "from", "to"})
 
 
 async def voice(request: web.Request) -> web.Response:
     """Decide the call's queue; answer TwiML that enqueues it (errors: TwiML saying nothing)."""
     try:
-        fields = form_fields(await read_body(request))
-        _authorise(request, fields)
+        raw = await read_body(request)
+        _authorise(request, raw)
         ruleset = requested_ruleset(request)
     except ApiError as error:
         return _twiml(_SILENT, error.status, error.headers)
-    params = dict(fields)
-    sip: dict[str, str] = {}
-    sip_headers: dict[str, str] = {}
-    parameters: dict[str, str] = {}
-    for name, value in fields:
-        if name.startswith(_SIP_PREFIX):
-            header = name[len(_SIP_PREFIX) :].lower()
-            sip_headers[header] = value
-            sip[header[2:] if header.startswith("x-") else header] = value
-        elif name not in _NUMBERS:
-            parameters[name] = value
+    call, sip_headers = _voice_parameters(raw)
     settings = request.app[SETTINGS]
     query = request.query
-    call_sid = text(params.get("CallSid"))
+    call_sid = text(call.get("CallSid"))
     context: dict[str, Any] = {"platform": TWILIO}
-    put_number(context, "ani", "sip_from", params.get("From"))
-    put_number(context, "dnis", "sip_to", params.get("To"))
+    put_number(context, "ani", "sip_from", call.get("From"))
+    put_number(context, "dnis", "sip_to", call.get("To"))
     if call_sid is not None:
         context["call_id"] = call_sid
-    context["sip"] = sip
-    context["parameters"] = parameters
+    context["sip"] = {
+        name[2:] if name.startswith("x-") else name: value for name, value in sip_headers.items()
+    }
     conversation_id = valid_id(query.get("conversation_id")) or valid_id(
         sip_headers.get(settings.sip_conversation_header.lower())
     )
@@ -102,16 +95,34 @@ async def voice(request: web.Request) -> web.Response:
     return _twiml(_enqueue(decided))
 
 
+def _voice_parameters(raw: bytes) -> tuple[dict[str, str], dict[str, str]]:
+    """The call parameters this endpoint reads (``CallSid``, ``From``, ``To``) and the
+    custom SIP headers (``SipHeader_…``, by lower-cased header name), from the form body.
+
+    Only those are found and decoded (names as Twilio writes them, unescaped): a webhook
+    carries a dozen more parameters, and decoding each would cost more than the rest of
+    the endpoint. The last of repeated names wins.
+    """
+    call: dict[str, str] = {}
+    sip: dict[str, str] = {}
+    for match in _VOICE_PARAMETER.finditer(raw):
+        name, value = match.groups()
+        if name.startswith(_SIP_PREFIX):
+            sip[form_text(name[len(_SIP_PREFIX) :]).lower()] = form_text(value)
+        else:
+            call[name.decode()] = form_text(value)
+    return call, sip
+
+
 async def studio(request: web.Request) -> web.Response:
     """Decide the call's queue; answer flat JSON for the Studio flow's next widgets."""
     raw = await read_body(request)
     if _is_json(request, raw):
+        _authorise(request, raw, is_json=True)
         body = json_object(raw)
-        _authorise(request, (), json_body=raw)
     else:
-        fields = form_fields(raw)
-        body = dict(fields)
-        _authorise(request, fields)
+        _authorise(request, raw)
+        body = dict(form_fields(raw))
     ruleset = requested_ruleset(request)
     context: dict[str, Any] = {k: v for k, v in body.items() if k not in _STUDIO_FIELDS}
     context["platform"] = TWILIO
@@ -140,13 +151,34 @@ def _enqueue(decided: PlatformAnswer) -> bytes:
     attributes, or, with no workflow mapped, into the Twilio queue of the queue's name."""
     answer = decided.answer
     if not decided.workflow:
-        return f"{_XML_HEAD}<Response><Enqueue>{escape(answer.queue)}</Enqueue></Response>".encode()
-    priority = "" if answer.priority is None else f' priority="{answer.priority}"'
-    attributes = escape(task_attributes(decided).decode())
-    return (
-        f"{_XML_HEAD}<Response><Enqueue workflowSid={quoteattr(decided.workflow)}>"
-        f"<Task{priority}>{attributes}</Task></Enqueue></Response>"
-    ).encode()
+        return b"".join((_RESPONSE, b"<Enqueue>", _xml(answer.queue.encode()), _END_ENQUEUE))
+    priority = b"" if answer.priority is None else b' priority="%d"' % answer.priority
+    return b"".join(
+        (
+            _RESPONSE,
+            b'<Enqueue workflowSid="',
+            _xml(decided.workflow.encode(), quote=True),
+            b'"><Task',
+            priority,
+            b">",
+            _xml(task_attributes(decided)),
+            b"</Task>",
+            _END_ENQUEUE,
+        )
+    )
+
+
+def _xml(text: bytes, *, quote: bool = False) -> bytes:
+    """UTF-8 text escaped for XML element content (``quote``: for a ``"``-quoted attribute)."""
+    if b"&" in text:
+        text = text.replace(b"&", b"&amp;")
+    if b"<" in text:
+        text = text.replace(b"<", b"&lt;")
+    if b">" in text:
+        text = text.replace(b">", b"&gt;")
+    if quote and b'"' in text:
+        text = text.replace(b'"', b"&quot;")
+    return text
 
 
 def _twiml(body: bytes, status: int = 200, headers: Any = None) -> web.Response:
@@ -163,7 +195,7 @@ def _is_json(request: web.Request, raw: bytes) -> bool:
     return content_type != "application/x-www-form-urlencoded" and raw.lstrip()[:1] == b"{"
 
 
-def _authorise(request: web.Request, params: Any, *, json_body: bytes | None = None) -> None:
+def _authorise(request: web.Request, raw: bytes, *, is_json: bool = False) -> None:
     """An API key (already checked by the middleware), or Twilio's signature of this very
     request with ``ROUTER_TWILIO_AUTH_TOKEN``; with neither keys nor a token configured,
     auth is off. A wrong signature is 403, no credentials at all 401 (with a Basic
@@ -175,7 +207,12 @@ def _authorise(request: web.Request, params: Any, *, json_body: bytes | None = N
     offered = request.headers.get(SIGNATURE_HEADER)
     if token and offered is not None:
         url = signed_url(request, trust_proxy=settings.trust_proxy)
-        if signature_matches(token, url, params, offered, body=json_body):
+        matches = (
+            signature_matches(token, url, (), offered, body=raw)
+            if is_json
+            else signature_matches(token, url, form_fields(raw), offered)
+        )
+        if matches:
             return
         raise ApiError(
             403,

@@ -148,9 +148,7 @@ async def test_context_holds_the_call_with_sip_uris_reduced_to_numbers(
         "customer-id": "abc123",
         "shared-id": SHARED_ID,
     }
-    assert context["parameters"]["SipDomain"] == "example.sip.twilio.com"
-    assert context["parameters"]["Direction"] == "inbound"
-    assert not {"From", "To", "Caller", "Called"} & set(context["parameters"])
+    assert set(context) == {"platform", "ani", "dnis", "sip_from", "sip_to", "call_id", "sip"}
 
 
 async def test_rules_route_on_sip_headers_and_numbers(client: Any, fake: FakePolyAI) -> None:
