@@ -36,7 +36,7 @@ log = structlog.get_logger("router.platforms")
 
 JSON = "application/json"
 _ID = re.compile(r"[ -~]{1,256}")
-_PHONE = re.compile(r"\+?[0-9]{3,20}")
+_SIP_NUMBER = re.compile(r"sips?:(\+?[0-9]{3,20})(?:;[^@]*)?@", re.IGNORECASE)
 _LOGGED_NAME_LIMIT = 128
 _EMPTY: Mapping[str, Any] = {}
 
@@ -125,13 +125,16 @@ def put_number(context: dict[str, Any], key: str, raw_key: str, value: Any) -> N
     if value[0] == "+":  # E.164, as most platforms send it
         context[key] = value
         return
+    sip = _SIP_NUMBER.match(value)
+    if sip is not None:  # sip:+14158675310@host (its user part a phone number)
+        context[raw_key] = value
+        context[key] = sip.group(1)
+        return
     scheme, colon, rest = value.partition(":")
     scheme = scheme.lower()
-    if colon and scheme in ("sip", "sips"):
+    if colon and scheme in ("sip", "sips"):  # a SIP URI whose user is not a number
         context[raw_key] = value
-        user, at, _ = rest.partition("@")
-        user = user.partition(";")[0]
-        context[key] = user if at and _PHONE.fullmatch(user) else value
+        context[key] = value
     elif colon and scheme == "tel":
         context[key] = rest.partition(";")[0]
     else:
