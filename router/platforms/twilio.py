@@ -9,8 +9,9 @@ attributes}</Task></Enqueue>`` when the ruleset maps a TaskRouter workflow, else
 to ``ROUTER_EMERGENCY_QUEUE``: Twilio runs TwiML only from a 2xx.
 
 ``POST /v1/platforms/twilio/studio`` takes the widget's parameters, form-encoded by default
-or JSON, and answers every value as a string, ``task_attributes`` included as JSON text for
-the *Enqueue Call* widget.
+or JSON (ids from the fields, else from the query string like the voice endpoint), and
+answers every value as a string, ``task_attributes`` included as JSON text for the
+*Enqueue Call* widget.
 
 Both accept an API key (Studio can send one only as Basic auth in the URL) or, with
 ``ROUTER_TWILIO_AUTH_TOKEN`` set, Twilio's ``X-Twilio-Signature`` instead.
@@ -134,8 +135,9 @@ async def studio(request: web.Request) -> web.Response:
     decided = await decide(
         request,
         DecisionRequest(
-            conversation_id=valid_id(body.get("conversation_id")),
-            shared_id=valid_id(body.get("shared_id")),
+            conversation_id=valid_id(body.get("conversation_id"))
+            or valid_id(request.query.get("conversation_id")),
+            shared_id=valid_id(body.get("shared_id")) or valid_id(request.query.get("shared_id")),
             ruleset=ruleset,
             context=context,
             arrival=request[ARRIVAL],

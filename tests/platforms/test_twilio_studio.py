@@ -182,3 +182,16 @@ async def test_malformed_json_is_400(client: Any) -> None:
 
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "malformed_json"
+
+
+async def test_ids_from_the_query_string_when_the_fields_have_none(
+    client: Any, fake: FakePolyAI
+) -> None:
+    path = f"{PATH}?conversation_id={CONVERSATION_ID}"
+
+    body = await (
+        await post_form(client, fixture_text("twilio/studio-make-http-request-no-ids.form"), path)
+    ).json()
+
+    assert fake.calls("handoff")[0].query["id"] == CONVERSATION_ID
+    assert body["queue"] == "vip-desk"
