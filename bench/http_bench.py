@@ -37,6 +37,17 @@ per decision from the router's ``/metrics``.
 one without show what recording costs per routed call (docs/benchmarks.md, "Decision
 records and replay").
 
+``--platforms`` runs instead /v1/route and each platform endpoint (Amazon Connect, Twilio
+voice, Twilio Studio, Genesys) on the same call, each in its platform's request shape
+(bench/http/platforms.lua), against one router with lookups off (no ``POLYAI_API_KEY``:
+every endpoint skips them alike and keeps the decision). The shared machine's speed
+drifts, so each round runs /v1/route between every two platform endpoints and compares each
+endpoint's router CPU per request with the mean of the two /v1/route runs beside it
+(target ≤ 1.15); it reports the median of ``--rounds`` rounds and checks every endpoint
+made the same decision.
+
+    python bench/http_bench.py --platforms --rounds 5 --duration 5   # ≈ 5 min
+
 Needs ``wrk`` (Debian: ``apt-get update && apt-get install -y wrk``) and, for
 ``--profile``, py-spy (``pip install py-spy``). Every server listens on a free loopback
 port and every process started here is stopped at the end, Ctrl-C or failure included.
@@ -50,6 +61,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -77,6 +89,7 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parent.parent
 HELPERS = ROOT / "bench" / "http"
 LUA = HELPERS / "route.lua"
+PLATFORM_LUA = HELPERS / "platforms.lua"
 RULES = ROOT / "rules"
 
 POLYAI_KEY = "bench-polyai-key"
@@ -405,6 +418,7 @@ def wrk_argv(
     connections: int,
     duration_s: int,
     budget_ms: int | None,
+    script: Path = LUA,
 ) -> list[str]:
     return [
         "wrk",
@@ -414,7 +428,7 @@ def wrk_argv(
         "--timeout",
         "5s",
         "-s",
-        str(LUA),
+        str(script),
         url,
         "--",
         mode,
@@ -597,6 +611,7 @@ class Bench:
         connections: int | None = None,
         threads: int | None = None,
         budget_ms: int | None = None,
+        script: Path = LUA,
     ) -> WrkResult:
         connections = connections or self.args.connections
         threads = min(threads or self.args.threads, connections)
@@ -608,6 +623,7 @@ class Bench:
             connections=connections,
             duration_s=duration_s,
             budget_ms=budget_ms,
+            script=script,
         )
         return run_wrk(self.procs, argv, self.client_cpus)
 
@@ -622,19 +638,27 @@ class Bench:
         expect_sources: set[str] | None = None,
         connections: int | None = None,
         check_after: int = 0,
+        script: Path = LUA,
+        warmup: bool = True,
     ) -> dict[str, Any]:
         """Sample answer, warm-up, then the measured run, with RSS, CPU and /metrics around it.
 
         ``check_after``: that many answers sampled after the run (:meth:`check_answers`).
+        ``script``: the wrk script (``PLATFORM_LUA``: ``mode`` names an endpoint).
+        ``warmup``: run ``--warmup`` seconds first (off when the caller warmed the server).
         """
         args = self.args
         connections = connections or args.connections
-        sample = self.sample_answer(server, mode, budget_ms)
+        sample = (
+            platform_sample(server.url, mode, self.run_tag)
+            if script == PLATFORM_LUA
+            else self.sample_answer(server, mode, budget_ms)
+        )
         if expect_sources is not None and sample.get("sources"):
             seen = set(sample["sources"].values())
             if not seen <= expect_sources:
                 print(f"  ! {key}: sources {sample['sources']}, expected {expect_sources}")
-        if args.warmup:
+        if args.warmup and warmup:
             self.wrk(
                 server,
                 mode,
@@ -642,6 +666,7 @@ class Bench:
                 duration_s=args.warmup,
                 budget_ms=budget_ms,
                 connections=connections,
+                script=script,
             )
         is_router = server.name != "baseline"
         before = scrape(server.url) if is_router else {}
@@ -657,6 +682,7 @@ class Bench:
             duration_s=args.duration,
             budget_ms=budget_ms,
             connections=connections,
+            script=script,
         )
         jiffies = [b - a for a, b in zip(jiffies_before, machine_jiffies(), strict=True)]
         by_process = cpu_delta(cpu_before, tree_cpu(server.pid))
@@ -889,6 +915,221 @@ def main_cases(bench: Bench) -> None:
         bench.measure("a2", "baseline again (drift check)", baseline, "inline")
     finally:
         bench.stop_server(baseline)
+
+
+# --------------------------------------------------------------------------- platforms
+
+PLATFORM_MODES = ("route", "amazon-connect", "twilio-voice", "twilio-studio", "genesys")
+"""The endpoints --platforms compares: /v1/route, then each platform endpoint."""
+PLATFORM_TITLES = {
+    "route": "POST /v1/route",
+    "amazon-connect": "POST /v1/platforms/amazon-connect (Lambda event in, flat map out)",
+    "twilio-voice": "POST /v1/platforms/twilio/voice (SIP webhook form in, TwiML out)",
+    "twilio-studio": "POST /v1/platforms/twilio/studio (widget form in, flat JSON out)",
+    "genesys": "POST /v1/platforms/genesys (data action JSON in, fixed keys out)",
+}
+PLATFORM_STORE_CAP = 20_000
+"""ROUTER_MEMORY_MAX_ENTRIES of the --platforms router: reached while warming up."""
+PLATFORM_CPU_TARGET = 1.15
+"""Each platform endpoint costs at most this many times the CPU per request of /v1/route."""
+_ANI, _DNIS = "+447700900123", "+442071234567"
+
+
+def platform_request(mode: str, conversation_id: str) -> tuple[str, bytes, str]:
+    """(path, body, content type) of one call in ``mode``'s shape: the bodies
+    bench/http/platforms.lua sends, byte for byte."""
+    cid = conversation_id
+    if mode == "route":
+        body = (
+            f'{{"conversation_id":"{cid}","context":{{"ani":"{_ANI}","dnis":"{_DNIS}",'
+            f'"call_id":"CA{cid}"}}}}'
+        )
+        return "/v1/route", body.encode(), "application/json"
+    if mode == "amazon-connect":
+        body = (
+            '{"Details":{"ContactData":{"Attributes":{},"Channel":"VOICE",'
+            f'"ContactId":"4a573372-1f28-4e26-b97b-{cid}",'
+            f'"CustomerEndpoint":{{"Address":"{_ANI}","Type":"TELEPHONE_NUMBER"}},'
+            f'"InitialContactId":"4a573372-1f28-4e26-b97b-{cid}",'
+            '"InitiationMethod":"INBOUND",'
+            '"InstanceARN":"arn:aws:connect:eu-west-2:111122223333:instance/'
+            '1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d",'
+            f'"PreviousContactId":"4a573372-1f28-4e26-b97b-{cid}","Queue":null,'
+            f'"SystemEndpoint":{{"Address":"{_DNIS}","Type":"TELEPHONE_NUMBER"}}}},'
+            f'"Parameters":{{"conversation_id":"{cid}"}}}},"Name":"ContactFlowEvent"}}'
+        )
+        return "/v1/platforms/amazon-connect", body.encode(), "application/json"
+    quote = functools.partial(urllib.parse.quote, safe="-_.~")
+    sip_from = quote(f"sip:{_ANI}@203.0.113.10")
+    sip_to = quote(f"sip:{_DNIS}@example.sip.twilio.com")
+    form = "application/x-www-form-urlencoded"
+    if mode == "twilio-voice":
+        body = (
+            "AccountSid=ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX&ApiVersion=2010-04-01"
+            f"&CallSid=CA{quote(cid)}&CallStatus=ringing&Called={sip_to}"
+            f"&Caller={sip_from}&Direction=inbound&From={sip_from}"
+            f"&SipCallId={quote(cid + '@203.0.113.10')}"
+            "&SipDomain=example.sip.twilio.com&SipDomainSid=SDXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
+            f"&SipHeader_X-Conversation-Id={quote(cid)}"
+            f"&SipSourceIp=203.0.113.10&To={sip_to}"
+        )
+        return "/v1/platforms/twilio/voice", body.encode(), form
+    if mode == "twilio-studio":
+        body = (
+            f"conversation_id={quote(cid)}&shared_id=&call_sid=CA{quote(cid)}"
+            f"&from={sip_from}&to={sip_to}"
+        )
+        return "/v1/platforms/twilio/studio", body.encode(), form
+    body = (
+        f'{{"conversation_id": "{cid}", "shared_id": "", "genesys_conversation_id": "{cid}", '
+        f'"ani": "{_ANI}", "dnis": "{_DNIS}"}}'
+    )
+    return "/v1/platforms/genesys", body.encode(), "application/json"
+
+
+def platform_sample(url: str, mode: str, tag: str) -> dict[str, Any]:
+    """One call in ``mode``'s shape: its status and the decision it names (queue, rule)."""
+    path, body, content_type = platform_request(mode, f"{tag}-sample-{time.monotonic_ns()}")
+    request = urllib.request.Request(
+        url + path,
+        data=body,
+        headers={"Authorization": f"Bearer {ROUTER_KEY}", "Content-Type": content_type},
+    )
+    began = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=5.0) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    took = round((time.monotonic() - began) * 1000, 1)
+    decided: dict[str, Any] = {}
+    with contextlib.suppress(ValueError, AttributeError, TypeError, IndexError):
+        if mode == "twilio-voice":
+            text = raw.decode()
+            task = text.split("<Task", 1)[1].split(">", 1)[1].split("</Task>", 1)[0]
+            attributes = json.loads(
+                task.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+            )
+            decided = {"queue": attributes["router_queue"], "rule": attributes["rule"] or None}
+        else:
+            answer = json.loads(raw)
+            decided = {"queue": answer.get("queue"), "rule": answer.get("rule") or None}
+            if mode == "route":
+                decided["sources"] = answer.get("sources")
+    return {"status": status, "took_ms": took, **decided}
+
+
+def platforms_phase(bench: Bench) -> None:
+    """/v1/route and each platform endpoint on the same call, against one router with
+    lookups off (no POLYAI_API_KEY: every endpoint skips them alike and keeps the decision).
+
+    The machine is shared, so its speed drifts: each round runs /v1/route between every two
+    platform endpoints (route, connect, route, voice, … route), and each endpoint is
+    compared with the mean of the two /v1/route runs beside it. The memory store is held
+    at a small cap (``PLATFORM_STORE_CAP``) and filled before measuring, so every run sees
+    the same steady state (evicting as many decisions as it keeps).
+    """
+    args = bench.args
+    print(
+        f"\n== platforms: {args.connections} connections, {args.duration} s each, "
+        f"{args.rounds} round(s), route between every two endpoints =="
+    )
+    extra = {"POLYAI_API_KEY": "", "ROUTER_MEMORY_MAX_ENTRIES": str(PLATFORM_STORE_CAP)}
+    router = bench.start_router("platforms", extra_env=extra)
+    try:
+        for mode in PLATFORM_MODES:  # warm every path, and fill the store past its cap
+            bench.wrk(
+                router, mode, f"fill-{mode}", duration_s=max(args.warmup, 2), script=PLATFORM_LUA
+            )
+        for round_no in range(1, args.rounds + 1):
+            order = ["route"]
+            for mode in PLATFORM_MODES[1:]:
+                order += [mode, "route"]
+            for position, mode in enumerate(order):
+                key = f"{mode}#{round_no}.{position}"
+                row = bench.measure(
+                    key, PLATFORM_TITLES[mode], router, mode, script=PLATFORM_LUA, warmup=False
+                )
+                row["mode"], row["round"], row["position"] = mode, round_no, position
+    finally:
+        bench.stop_server(router)
+    decisions = {
+        (row["sample"].get("queue"), row["sample"].get("rule"))
+        for row in bench.results.get("cases", {}).values()
+        if "mode" in row
+    }
+    bench.results["platform_decisions"] = sorted(map(str, decisions))
+    if len(decisions) != 1:
+        print(f"  ! the endpoints did not all make the same decision: {decisions}")
+
+
+def platform_ratios(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per platform endpoint: its CPU per request over the mean of the two /v1/route runs
+    beside it, per round, and the median of the rounds."""
+    rows = [row for row in results.get("cases", {}).values() if "mode" in row]
+    by_place = {(row["round"], row["position"]): row for row in rows}
+    ratios: dict[str, list[float]] = collections.defaultdict(list)
+    for row in rows:
+        if row["mode"] == "route":
+            continue
+        beside = [by_place.get((row["round"], row["position"] + d)) for d in (-1, 1)]
+        route = [r["cpu_us_per_request"] for r in beside if r and r["mode"] == "route"]
+        if route:
+            ratios[row["mode"]].append(row["cpu_us_per_request"] / statistics.mean(route))
+    return {
+        mode: {
+            "rounds": [round(r, 3) for r in ratios[mode]],
+            "median": round(statistics.median(ratios[mode]), 3),
+        }
+        for mode in PLATFORM_MODES[1:]
+        if ratios[mode]
+    }
+
+
+def platform_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for mode, ratio in platform_ratios(results).items():
+        out.append(
+            {
+                "target": f"({mode}) CPU per request ≤ {PLATFORM_CPU_TARGET} × /v1/route's",
+                "measured": f"{ratio['median']:.2f} × (median of rounds "
+                + ", ".join(f"{r:.2f}" for r in ratio["rounds"])
+                + ")",
+                "met": ratio["median"] <= PLATFORM_CPU_TARGET,
+            }
+        )
+    decisions = results.get("platform_decisions", [])
+    out.append(
+        {
+            "target": "every endpoint made the same decision",
+            "measured": "; ".join(decisions) or "-",
+            "met": len(decisions) == 1,
+        }
+    )
+    return out
+
+
+def platform_table(results: dict[str, Any]) -> str:
+    lines = [
+        "| endpoint | round | req/s | p50 ms | p99 ms | non-2xx | server CPU µs/req "
+        "| × /v1/route beside it |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = [row for row in results.get("cases", {}).values() if "mode" in row]
+    by_place = {(row["round"], row["position"]): row for row in rows}
+    for row in rows:
+        lat = row["latency_ms"]
+        ratio = ""
+        if row["mode"] != "route":
+            beside = [by_place.get((row["round"], row["position"] + d)) for d in (-1, 1)]
+            route = [r["cpu_us_per_request"] for r in beside if r and r["mode"] == "route"]
+            ratio = f"{row['cpu_us_per_request'] / statistics.mean(route):.3f}" if route else ""
+        lines.append(
+            f"| {row['mode']} | {row['round']} | {row['rps']:,.0f} | {lat['p50']:.1f} "
+            f"| {lat['p99']:.1f} | {row['non_2xx']} | {row['cpu_us_per_request']:.0f} "
+            f"| {ratio} |"
+        )
+    return "\n".join(lines)
 
 
 def memory_phase(bench: Bench) -> None:
@@ -1762,8 +2003,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=SCALE_BUDGET_MS,
         help=f"ROUTER_BUDGET_MS of s1-s3 ({SCALE_BUDGET_MS}, the router's default)",
     )
-    scale.add_argument("--rounds", type=int, default=1, help="s1, s2, s3 this many times (1)")
+    scale.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="s1, s2, s3 (or, with --platforms, every endpoint) this many times (1)",
+    )
     scale.add_argument("--check", type=int, default=5, help="answers sampled after each run (5)")
+    platforms = parser.add_argument_group(
+        "platforms (--platforms)",
+        "instead of the cases above: /v1/route and each platform endpoint on the same "
+        "decision, against one router (lookups off, so every endpoint skips them alike), "
+        "/v1/route run between every two endpoints, and each endpoint's CPU per request over "
+        f"that of the /v1/route runs beside it (target ≤ {PLATFORM_CPU_TARGET})",
+    )
+    platforms.add_argument(
+        "--platforms", action="store_true", help="run the platform comparison only"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = min(args.duration, 3)
@@ -1828,6 +2084,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.scale:
             scale_phase(bench)
+        elif args.platforms:
+            platforms_phase(bench)
         else:
             main_cases(bench)
             if args.conversations:
@@ -1841,7 +2099,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         procs.stop_all()
         bench.results["machine"]["loadavg_end"] = os.getloadavg()
         bench.results["elapsed_s"] = round(time.monotonic() - began, 1)
-        bench.results["targets"] = (scale_targets if args.scale else targets)(bench.results)
+        chosen = scale_targets if args.scale else platform_targets if args.platforms else targets
+        bench.results["targets"] = chosen(bench.results)
+        if args.platforms:
+            bench.results["platform_ratios"] = platform_ratios(bench.results)
         if args.json:
             args.json.write_text(json.dumps(bench.results, indent=2, ensure_ascii=False) + "\n")
         if not args.keep and not args.profile:
@@ -1849,6 +2110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scale:
         print(f"\n== results ({bench.results['elapsed_s']:.0f} s)")
         print(scale_table(bench.results))
+    elif args.platforms:
+        print(f"\n== results ({bench.results['elapsed_s']:.0f} s)")
+        print(platform_table(bench.results))
     else:
         print(
             f"\n== results ({bench.results['elapsed_s']:.0f} s; ratios to the mean of (a) and (a2))"

@@ -21,7 +21,16 @@ _LATENCY_BUCKETS = (
 )
 
 DECISIONS = Counter(
-    "router_decisions_total", "Routing decisions made.", ["ruleset", "rule", "outcome"]
+    "router_decisions_total",
+    "Routing decisions made, by the front that asked (platform: api for /v1/route, "
+    "amazon-connect, twilio, genesys).",
+    ["ruleset", "rule", "outcome", "platform"],
+)
+PLATFORM_EMERGENCY_ANSWERS = Counter(
+    "router_platform_emergency_answers_total",
+    "Platform answers naming ROUTER_EMERGENCY_QUEUE because no ruleset could decide "
+    "(reason: not_ready, ruleset_not_found, error).",
+    ["platform", "reason"],
 )
 DEGRADED_DECISIONS = Counter(
     "router_decisions_degraded_total",

@@ -29,6 +29,7 @@ STORE_SCHEMES = (
     "unix",
 )
 """URL schemes ``ROUTER_STORE`` accepts besides ``memory`` (``rediss``: TLS)."""
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}")
 
 
 class SettingsError(Exception):
@@ -203,6 +204,18 @@ class Settings(BaseSettings):
     card_base_url: str = Field(default="", alias="ROUTER_CARD_BASE_URL")
     """The router's URL as agent desktops reach it, prefixed to ``card_url`` (empty: the
     link is a path, ``/agent/card/…``, relative to the router)."""
+    twilio_auth_token: str = Field(default="", alias="ROUTER_TWILIO_AUTH_TOKEN", repr=False)
+    """Checks ``X-Twilio-Signature`` on the Twilio endpoints (contract §7.2)."""
+    sip_conversation_header: str = Field(
+        default="X-Conversation-Id", alias="ROUTER_SIP_CONVERSATION_HEADER"
+    )
+    sip_shared_header: str = Field(default="X-Shared-Id", alias="ROUTER_SIP_SHARED_HEADER")
+    trust_proxy: bool = Field(default=False, alias="ROUTER_TRUST_PROXY")
+    """Trust ``X-Forwarded-Proto``/``X-Forwarded-Host`` for the URL Twilio signed."""
+    emergency_queue: str = Field(
+        default="fallback", min_length=1, max_length=64, alias="ROUTER_EMERGENCY_QUEUE"
+    )
+    """The queue the platform endpoints name when no ruleset can decide (none loaded)."""
 
     @field_validator("port", mode="before")
     @classmethod
@@ -280,6 +293,22 @@ class Settings(BaseSettings):
     @classmethod
     def _record_file(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("sip_conversation_header", "sip_shared_header")
+    @classmethod
+    def _sip_header(cls, value: str) -> str:
+        if not _HEADER_NAME.fullmatch(value):
+            raise ValueError(
+                "must be a SIP header name: letters, digits and '-' (e.g. X-Conversation-Id)"
+            )
+        return value
+
+    @field_validator("emergency_queue")
+    @classmethod
+    def _emergency_queue(cls, value: str) -> str:
+        if not value.isprintable() or value != value.strip():
+            raise ValueError("must be a queue name of printable characters, without spaces around")
+        return value
 
     @field_validator("store_prefix")
     @classmethod

@@ -31,6 +31,7 @@ from router.engine.model import (
     ScheduleModel,
     TestModel,
 )
+from router.engine.platforms import read_platforms
 from router.engine.problems import Problem, did_you_mean
 from router.engine.routes import ATTRIBUTE_LIMIT, LABEL_LIMIT, Route, Target
 from router.engine.schedule import (
@@ -244,6 +245,8 @@ class _Builder:
         show = self._show(data.get("show", []))
         self._unreachable(rules)
         self._rendering_sensitive(sensitive)
+        platforms, platform_problems = read_platforms(data, self.marks, self.filename)
+        self.problems.extend(platform_problems)
         self.problems.sort(key=lambda p: (p.line, p.col))
         if self.failed or default is None or tz is None:
             return None
@@ -261,6 +264,7 @@ class _Builder:
             tests=tuple(tests),
             show=show,
             sensitive=sensitive,
+            platforms=platforms,
         )
 
     def _sensitive(self, raw: Any) -> SensitivePaths:

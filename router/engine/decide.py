@@ -23,6 +23,7 @@ from router.engine.compile import (
     deferring,
 )
 from router.engine.index import CandidateIndex
+from router.engine.platforms import NO_PLATFORMS, PlatformMaps
 from router.engine.problems import Problem
 from router.engine.routes import Route, Target
 from router.engine.sensitive import DEFAULT_PATHS, SensitivePaths
@@ -102,6 +103,8 @@ class RuleSet:
     """Fact paths the agent card shows (the file's ``show:``)."""
     sensitive: SensitivePaths = field(default=DEFAULT_PATHS, repr=False)
     """The file's ``sensitive:`` paths and the built-in ones (``context.ani``)."""
+    platforms: PlatformMaps = field(default=NO_PLATFORMS, repr=False)
+    """Each platform's ids for this ruleset's queues (the file's ``platforms:``)."""
     index: CandidateIndex = field(init=False, repr=False, compare=False)
     checks: tuple[Test, ...] = field(init=False, repr=False, compare=False)
     whys: tuple[Why, ...] = field(init=False, repr=False, compare=False)

@@ -163,6 +163,67 @@ class TestModel(_Strict):
     expect: ExpectModel = Field(description="What the decision must be.")
 
 
+_UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+CONNECT_QUEUE_PATTERN = (
+    rf"^(arn:aws[a-z-]*:connect:[a-z0-9-]+:[0-9]{{12}}:instance/{_UUID}/queue/{_UUID}|{_UUID})$"
+)
+TWILIO_QUEUE_PATTERN = r"^WQ[0-9a-fA-F]{32}$"
+TWILIO_WORKFLOW_PATTERN = r"^WW[0-9a-fA-F]{32}$"
+GENESYS_QUEUE_PATTERN = rf"^{_UUID}$"
+
+ConnectQueueId = Annotated[
+    str,
+    Field(
+        pattern=CONNECT_QUEUE_PATTERN,
+        description="The Amazon Connect queue's ARN "
+        "(arn:aws:connect:<region>:<account>:instance/<instance id>/queue/<queue id>) or its id.",
+    ),
+]
+TwilioQueueSid = Annotated[
+    str, Field(pattern=TWILIO_QUEUE_PATTERN, description="A TaskRouter TaskQueue SID: WQ + 32 hex.")
+]
+GenesysQueueId = Annotated[
+    str, Field(pattern=GENESYS_QUEUE_PATTERN, description="The Genesys Cloud queue id (a UUID).")
+]
+
+
+class ConnectPlatformModel(_Strict):
+    """Amazon Connect: the queue ARN each queue name stands for (the answer's ``queue_arn``)."""
+
+    queues: dict[str, ConnectQueueId] = Field(
+        default_factory=dict, description="Queue name (as routes write it) → queue ARN or id."
+    )
+
+
+class TwilioPlatformModel(_Strict):
+    """Twilio: the TaskRouter workflow calls are enqueued into, and each queue's TaskQueue SID."""
+
+    workflow: Annotated[str, Field(pattern=TWILIO_WORKFLOW_PATTERN)] | None = Field(
+        default=None,
+        description="The TaskRouter workflow SID (WW + 32 hex) the voice endpoint enqueues "
+        "into; without one it answers <Enqueue>queue-name</Enqueue>.",
+    )
+    queues: dict[str, TwilioQueueSid] = Field(
+        default_factory=dict, description="Queue name → TaskQueue SID (sent as router_queue_sid)."
+    )
+
+
+class GenesysPlatformModel(_Strict):
+    """Genesys Cloud: the queue id each queue name stands for (the answer's ``queue_id``)."""
+
+    queues: dict[str, GenesysQueueId] = Field(
+        default_factory=dict, description="Queue name → Genesys queue id (UUID)."
+    )
+
+
+class PlatformsModel(_Strict):
+    """Each platform's own ids for this file's queues (contract §7 "Queue ids")."""
+
+    amazon_connect: ConnectPlatformModel | None = Field(default=None, alias="amazon-connect")
+    twilio: TwilioPlatformModel | None = None
+    genesys: GenesysPlatformModel | None = None
+
+
 class RuleFileModel(_Strict):
     """A routing rule file: one ruleset."""
 
@@ -188,7 +249,7 @@ class RuleFileModel(_Strict):
         "traces, left out of decision records, encrypted (or not kept) in a shared store. Exact "
         "paths ('state.card_number') or a trailing '*' for a subtree or name prefix "
         "('context.sip.*', 'state.card_*'). Rules still match on the real values; "
-        "context.ani is always sensitive.",
+        "context.ani and context.sip_from (the caller's number) are always sensitive.",
         examples=[["state.card_number", "state.email", "context.sip.*"]],
     )
     tests: list[TestModel] = Field(default_factory=list, description="Tests of this ruleset.")
@@ -197,4 +258,9 @@ class RuleFileModel(_Strict):
         description="Fact paths the agent card shows beside the label (e.g. "
         "'state.customer_tier'); sensitive ones are masked.",
         examples=[["state.customer_tier", "handoff.handoff_reason"]],
+    )
+    platforms: PlatformsModel | None = Field(
+        default=None,
+        description="Per-platform queue ids (amazon-connect, twilio, genesys): answers on that "
+        "platform's endpoint carry the mapped id.",
     )

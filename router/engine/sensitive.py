@@ -28,8 +28,9 @@ from router.engine.values import snake_case
 NAMESPACES = ("handoff", "state", "conversation", "context")
 MASK = "***"
 """What a sensitive value is shown as wherever it is shown at all."""
-ALWAYS_SENSITIVE = ("context.ani",)
-"""Paths sensitive in every ruleset whatever its file says (the caller's number)."""
+ALWAYS_SENSITIVE = ("context.ani", "context.sip_from")
+"""Paths sensitive in every ruleset whatever its file says: the caller's number, as a
+number (``ani``) and as the SIP URI a Twilio SIP call gives it in (``sip_from``)."""
 
 _KEY = re.compile(r"[\w-]+\Z")
 _LAST = re.compile(r"[\w-]*\*?\Z")

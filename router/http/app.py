@@ -20,6 +20,7 @@ from router.http.middlewares import (
     add_worker_header,
     handle_request,
 )
+from router.platforms import amazon_connect, genesys, twilio
 from router.reload import RulesReloader
 from router.rules_registry import RulesRegistry
 from router.service import open_service
@@ -79,6 +80,13 @@ def _add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/rulesets", handlers.rulesets, name="rulesets", allow_head=False)
     app.router.add_post("/v1/replay", handlers.replay, name="replay")
     app.router.add_post("/v1/events/polyai", handlers.push_event, name="push_event")
+    # The platform fronts (contract §7); their names are middlewares.PLATFORM_ROUTES.
+    app.router.add_post(
+        "/v1/platforms/amazon-connect", amazon_connect.handle, name="platform_amazon_connect"
+    )
+    app.router.add_post("/v1/platforms/twilio/voice", twilio.voice, name="platform_twilio_voice")
+    app.router.add_post("/v1/platforms/twilio/studio", twilio.studio, name="platform_twilio_studio")
+    app.router.add_post("/v1/platforms/genesys", genesys.handle, name="platform_genesys")
     app.router.add_get("/healthz", handlers.healthz, name="healthz")
     app.router.add_get("/readyz", handlers.readyz, name="readyz")
     app.router.add_get("/metrics", handlers.metrics, name="metrics", allow_head=False)

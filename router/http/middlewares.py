@@ -63,8 +63,19 @@ UNLISTED_ROLE = "ops"
 """An endpoint missing from the tables above needs the most trusted role: a route added
 without a role fails closed for keys with few roles, never open."""
 
-SIGNED_ROUTES = frozenset({"push_event"})
-"""Route names that may authenticate by request signature instead of a key."""
+SIGNED_ROUTES = frozenset({"push_event", "platform_twilio_voice", "platform_twilio_studio"})
+"""Route names that may authenticate by request signature instead of a key (their handler
+checks the signature, or refuses the request, once it has the body)."""
+
+PLATFORM_ROUTES = frozenset(
+    {
+        "platform_amazon_connect",
+        "platform_twilio_voice",
+        "platform_twilio_studio",
+        "platform_genesys",
+    }
+)
+"""The platform endpoints' route names: their 401s challenge for Basic auth."""
 
 OPS_ROUTES = frozenset({"ops_page", "ops_feed", "ops_static"})
 """The ops page and its feeds: a browser reads them, so their 401s challenge for Basic
@@ -310,7 +321,7 @@ def authenticate(request: web.Request) -> None:
     offered = presented_key(request)
     key = find_key(keys, offered) if offered is not None else None
     if key is None and name not in SIGNED_ROUTES:
-        raise unauthorized(offered is not None, basic=name in OPS_ROUTES)
+        raise unauthorized(offered is not None, basic=name in OPS_ROUTES or name in PLATFORM_ROUTES)
     request[API_KEY] = key
     if key is not None:
         require_role(request, key)
@@ -352,8 +363,9 @@ def require_role(request: web.Request, key: ApiKey) -> None:
 def unauthorized(key_was_offered: bool, *, basic: bool = False) -> ApiError:
     """The 401 for a missing or wrong key.
 
-    ``basic``: challenge with ``WWW-Authenticate: Basic realm="router"`` (the ops page and
-    its feeds: a browser then prompts, and sends the key as the password).
+    ``basic``: challenge with ``WWW-Authenticate: Basic realm="router"``: the ops page and
+    its feeds (a browser then prompts, and sends the key as the password), and the platform
+    endpoints (Twilio sends the credentials of a URL only after such a challenge).
     """
     if key_was_offered:
         code, message = "invalid_api_key", "The API key is not valid."

@@ -33,6 +33,15 @@ from router.http.models import (
     RouteResponse,
     RulesetsResponse,
 )
+from router.platforms.models import (
+    ConnectAnswer,
+    ConnectEvent,
+    GenesysAnswer,
+    GenesysRequest,
+    StudioAnswer,
+    StudioRequest,
+    TwilioVoiceRequest,
+)
 
 API_VERSION = __api_version__
 """The contract version this document describes (the package has its own, ``router --version``)."""
@@ -53,6 +62,13 @@ _MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (PushAccepted, "serialization"),
     (ReplayResponse, "serialization"),
     (ErrorResponse, "serialization"),
+    (ConnectEvent, "validation"),
+    (ConnectAnswer, "serialization"),
+    (TwilioVoiceRequest, "validation"),
+    (StudioRequest, "validation"),
+    (StudioAnswer, "serialization"),
+    (GenesysRequest, "validation"),
+    (GenesysAnswer, "serialization"),
 )
 
 _ERROR_TEXT = {
@@ -62,6 +78,11 @@ _ERROR_TEXT = {
     "403": "The key may not use that ruleset (`ruleset_forbidden`), lacks the role the "
     "endpoint needs (`forbidden_role`), or may read no decision for that id "
     "(`decision_forbidden`).",
+    "401-platform": "No API key, or not a valid one (`missing_api_key`, `invalid_api_key`); "
+    'carries `WWW-Authenticate: Basic realm="router"`, after which Twilio sends the '
+    "credentials of a URL.",
+    "403-twilio": "The key may not use that ruleset (`ruleset_forbidden`), or "
+    "`X-Twilio-Signature` does not match the request (`invalid_signature`).",
     "404": "Nothing there (`not_found`, `ruleset_not_found`, `decision_not_found`).",
     "413": "The body is over ROUTER_MAX_BODY_BYTES (`body_too_large`).",
     "415": "The body is not `application/json` (`unsupported_media_type`).",
@@ -72,7 +93,8 @@ _ERROR_TEXT = {
     "shared store is unavailable (`store_unavailable`).",
 }
 
-_KEYED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
+_KEYED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}, {"basicAuth": []}]
+_TWILIO: list[dict[str, list[str]]] = [*_KEYED, {"twilioSignature": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
 
 
@@ -94,14 +116,122 @@ def _ok(status: str, model: str, description: str) -> dict[str, Any]:
     }
 
 
-def _errors(*statuses: str) -> dict[str, Any]:
+def _errors(*statuses: str, media: str = "application/json") -> dict[str, Any]:
+    """Error answers by status; a status may name its text as ``"401-platform"``."""
+    content = _json("ErrorResponse") if media == "application/json" else {media: _TWIML_SCHEMA}
     return {
-        status: {
+        status.split("-")[0]: {
             "description": _ERROR_TEXT[status],
             "headers": _request_id_header(),
-            "content": _json("ErrorResponse"),
+            "content": content,
         }
         for status in statuses
+    }
+
+
+_TWIML_SCHEMA = {"schema": {"type": "string", "description": "TwiML (XML)."}}
+_PLATFORM_ERRORS = ("400", "401-platform", "403", "413")
+
+
+def _form_and_json(model: str) -> dict[str, Any]:
+    ref = {"$ref": _REF.format(model=model)}
+    return {
+        "application/x-www-form-urlencoded": {"schema": ref},
+        "application/json": {"schema": ref},
+    }
+
+
+def _ruleset_query(*more: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "ruleset",
+            "in": "query",
+            "required": False,
+            "description": "The ruleset that decides (default: the default ruleset). One "
+            "that is not loaded gets the emergency answer (ROUTER_EMERGENCY_QUEUE).",
+            "schema": {"type": "string"},
+        },
+        *more,
+    ]
+
+
+def _query_id(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"The {name}, when the TwiML that sends the call here knows it.",
+        "schema": {"type": "string"},
+    }
+
+
+def _platform_paths() -> dict[str, Any]:
+    """The platform endpoints of contract §7."""
+    return {
+        "/v1/platforms/amazon-connect": {
+            "post": _operation(
+                "platformAmazonConnect",
+                "Amazon Connect: the Lambda invocation event in, a flat string map out.",
+                {
+                    **_ok(
+                        "200",
+                        "ConnectAnswer",
+                        "The decision, flat (also with no ruleset "
+                        "loaded: the emergency queue, outcome fallback, degraded true).",
+                    ),
+                    **_errors(*_PLATFORM_ERRORS),
+                },
+                body="ConnectEvent",
+                body_required=False,
+                parameters=_ruleset_query(),
+            )
+        },
+        "/v1/platforms/twilio/voice": {
+            "post": _operation(
+                "platformTwilioVoice",
+                "Twilio Voice webhook: the call's parameters in, TwiML that enqueues it out.",
+                {
+                    "200": {
+                        "description": "TwiML: `<Enqueue workflowSid>` with a `<Task>` of task "
+                        "attributes when the ruleset maps a workflow, else `<Enqueue>queue`. "
+                        "Also with no ruleset loaded (ROUTER_EMERGENCY_QUEUE).",
+                        "headers": _request_id_header(),
+                        "content": {"text/xml": _TWIML_SCHEMA},
+                    },
+                    **_errors("401-platform", "403-twilio", "413", media="text/xml"),
+                },
+                security=_TWILIO,
+                parameters=_ruleset_query(_query_id("conversation_id"), _query_id("shared_id")),
+                form="TwilioVoiceRequest",
+            )
+        },
+        "/v1/platforms/twilio/studio": {
+            "post": _operation(
+                "platformTwilioStudio",
+                "Twilio Studio's Make HTTP Request widget: its parameters in, flat JSON out.",
+                {
+                    **_ok("200", "StudioAnswer", "The decision, every value a string."),
+                    **_errors("400", "401-platform", "403-twilio", "413"),
+                },
+                security=_TWILIO,
+                parameters=_ruleset_query(),
+                form="StudioRequest",
+                form_or_json=True,
+            )
+        },
+        "/v1/platforms/genesys": {
+            "post": _operation(
+                "platformGenesys",
+                "Genesys Cloud data action: its request in, a fixed key set with no nulls out.",
+                {
+                    **_ok("200", "GenesysAnswer", "The decision."),
+                    **_errors(*_PLATFORM_ERRORS),
+                },
+                body="GenesysRequest",
+                body_required=False,
+                parameters=_ruleset_query(),
+            )
+        },
     }
 
 
@@ -112,6 +242,9 @@ def _operation(
     *,
     security: list[dict[str, list[str]]] = _KEYED,
     body: str | None = None,
+    body_required: bool = True,
+    form: str | None = None,
+    form_or_json: bool = False,
     parameters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
@@ -122,7 +255,16 @@ def _operation(
         "responses": responses,
     }
     if body is not None:
-        op["requestBody"] = {"required": True, "content": _json(body)}
+        op["requestBody"] = {"required": body_required, "content": _json(body)}
+    if form is not None:
+        content = (
+            _form_and_json(form)
+            if form_or_json
+            else {
+                "application/x-www-form-urlencoded": {"schema": {"$ref": _REF.format(model=form)}}
+            }
+        )
+        op["requestBody"] = {"required": False, "content": content}
     return op
 
 
@@ -230,6 +372,7 @@ def _paths() -> dict[str, Any]:
                 body="PushEvent",
             )
         },
+        **_platform_paths(),
         "/healthz": {
             "get": _operation(
                 "healthz",
@@ -312,12 +455,26 @@ def build_openapi() -> dict[str, Any]:
                     "name": "X-API-Key",
                     "description": "A key from ROUTER_API_KEYS.",
                 },
+                "basicAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Any user name, a key from ROUTER_API_KEYS as the password "
+                    "(what Twilio Studio and Genesys data actions can send).",
+                },
+                "twilioSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Twilio-Signature",
+                    "description": "Twilio's request signature with ROUTER_TWILIO_AUTH_TOKEN "
+                    "(the Twilio endpoints only).",
+                },
                 "webhookSignature": {
                     "type": "apiKey",
                     "in": "header",
                     "name": "X-Router-Signature",
-                    "description": "`sha256=<hex HMAC-SHA256 of the raw body with "
-                    "ROUTER_WEBHOOK_SECRET>`.",
+                    "description": '`t=<unix seconds>,sha256=<hex HMAC-SHA256 of "<t>." '
+                    "followed by the raw body, with ROUTER_WEBHOOK_SECRET>`; refused when t is "
+                    "further than ROUTER_WEBHOOK_TOLERANCE_S from the router's clock.",
                 },
             },
             "parameters": {

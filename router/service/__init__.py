@@ -5,7 +5,7 @@ async with open_service(settings, registry) as service:
 """
 
 from router.records.replay import ReplayReport, parse_duration
-from router.service.answer import ANSWER_FIELDS, Answer, Explained
+from router.service.answer import ANSWER_FIELDS, Answer, Explained, PlatformAnswer
 from router.service.card import Card
 from router.service.decisions import (
     DecisionService,
@@ -38,6 +38,7 @@ __all__ = [
     "DecisionService",
     "Explained",
     "NotReady",
+    "PlatformAnswer",
     "Readiness",
     "RecentDecision",
     "ReloadProblem",

@@ -81,6 +81,19 @@ ANSWER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Answer))
 
 
 @dataclass(frozen=True, slots=True)
+class PlatformAnswer:
+    """A decision for a platform endpoint: the answer, plus that platform's ids for it from
+    the same ruleset version that decided it (the rule file's ``platforms:``)."""
+
+    answer: Answer
+    queue_id: str
+    """The platform's id for ``answer.queue`` (Connect queue ARN, Twilio TaskQueue SID,
+    Genesys queue id); ``""`` when the ruleset maps none."""
+    workflow: str
+    """The platform's workflow (Twilio's TaskRouter workflow SID); ``""`` when none."""
+
+
+@dataclass(frozen=True, slots=True)
 class Explained:
     """An explained decision: the answer (never stored) and the per-rule trace."""
 

@@ -32,7 +32,7 @@ from router.metrics import RECORDS_DROPPED, STORE_UP
 from router.records import RecordFile, Replay, ReplayReport, encode_record, recorded_facts
 from router.rules_registry import RulesRegistry
 from router.sensitive import SensitivePaths, mask_trace
-from router.service.answer import Answer, Explained
+from router.service.answer import Answer, Explained, PlatformAnswer
 from router.service.card import (
     Card,
     LocatorKind,
@@ -183,12 +183,28 @@ class DecisionService:
 
     async def decide(self, request: DecisionRequest) -> Answer:
         """Route one call: gather its facts, decide, keep the decision, report it."""
+        answer, _ = await self._decide(request)
+        return answer
+
+    async def decide_for_platform(self, request: DecisionRequest) -> PlatformAnswer:
+        """:meth:`decide`, plus the ids the deciding ruleset maps the queue to on
+        ``request.platform`` (its ``platforms:`` block), so a platform front needs nothing
+        of the rules to name the platform's own queue."""
+        answer, ruleset = await self._decide(request)
+        maps = ruleset.platforms
+        return PlatformAnswer(
+            answer,
+            queue_id=maps.queue_id(request.platform, answer.queue),
+            workflow=maps.workflow(request.platform),
+        )
+
+    async def _decide(self, request: DecisionRequest) -> tuple[Answer, RuleSet]:
         ruleset = self.ruleset(request.ruleset)
         deadline = self.deadline(request)
         gathered = await self._gather(request, deadline, cache_with_decision=True)
         facts = _facts(gathered, request)
         at = datetime.now(UTC)  # explicit, so the record replays at the very same instant
-        cid, sid = gathered.conversation_id, gathered.shared_id
+        cid, sid = _split_keys(gathered, request)
         decision = ruleset.decide(facts, conversation_id=cid, shared_id=sid, at=at)
         answer = _answer(new_id(), decision, gathered, deadline, self._card_url)
         # What is kept, recorded and logged: the label and attributes without sensitive
@@ -204,7 +220,7 @@ class DecisionService:
             kept, facts=paths.mask(facts) if self._log_state else None, platform=request.platform
         )
         self._crowd.answered(deadline)
-        return answer
+        return answer, ruleset
 
     async def explain(self, request: DecisionRequest) -> Explained:
         """The decision ``decide`` would make, with the per-rule trace; nothing is kept."""
@@ -212,7 +228,7 @@ class DecisionService:
         deadline = self.deadline(request)
         gathered = await self._gather(request, deadline, cache_with_decision=False)
         facts = _facts(gathered, request)
-        cid, sid = gathered.conversation_id, gathered.shared_id
+        cid, sid = _split_keys(gathered, request)
         decision = ruleset.explain(facts, conversation_id=cid, shared_id=sid, at=request.at)
         # Explain is not the route answer: sensitive values show as "***" in the label,
         # the attributes and the trace's actual values (operators and expected values stay).
@@ -664,6 +680,14 @@ def _locate(problem: ReloadProblem) -> ReloadProblem:
     except OSError:
         pass
     return ReloadProblem(problem.file, problem.message, problem.at, line, col, excerpt)
+
+
+def _split_keys(gathered: GatheredFacts, request: DecisionRequest) -> tuple[str | None, str | None]:
+    """What keys the decision's split, as (conversation id, shared id): the conversation's
+    ids, else the request's ``split_key`` (a platform's call id) when it names none."""
+    if gathered.conversation_id is None and gathered.shared_id is None:
+        return None, request.split_key
+    return gathered.conversation_id, gathered.shared_id
 
 
 def _answer(

@@ -35,4 +35,9 @@ class DecisionRequest:
     """The instant to decide at (explain only; ``None``: now). A naive one is read in the
     ruleset's time zone."""
     platform: str = "api"
-    """Which front asked (``api``, ``amazon-connect``, ``twilio``, ``genesys``): a metric label."""
+    """Which front asked (``api``, ``amazon-connect``, ``twilio``, ``genesys``): a metric label,
+    and whose ids :meth:`~router.service.DecisionService.decide_for_platform` looks up."""
+    split_key: str | None = None
+    """Keys splits when the request names no conversation (a platform's own call id), so a
+    retried call lands in the same share and id-less calls still spread over the shares.
+    Never used for lookups, nor kept as an id."""

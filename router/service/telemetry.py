@@ -19,10 +19,10 @@ log = structlog.get_logger("router.service")
 
 
 @functools.lru_cache(maxsize=4096)
-def _decision_counter(ruleset: str, rule: str, outcome: str) -> Counter:
-    """The labelled child for a (ruleset, rule, outcome), looked up once (rule ids are bounded
-    by the rule files, so the cache is too)."""
-    return DECISIONS.labels(ruleset=ruleset, rule=rule, outcome=outcome)
+def _decision_counter(ruleset: str, rule: str, outcome: str, platform: str) -> Counter:
+    """The labelled child for a (ruleset, rule, outcome, platform), looked up once (rule ids
+    are bounded by the rule files and platforms by the fronts, so the cache is too)."""
+    return DECISIONS.labels(ruleset=ruleset, rule=rule, outcome=outcome, platform=platform)
 
 
 def observe_decision(
@@ -33,7 +33,7 @@ def observe_decision(
     ``facts`` (the facts it was decided on) and the rendered label and attributes are
     logged only when given, i.e. with ``ROUTER_LOG_STATE=true``.
     """
-    _decision_counter(answer.ruleset, answer.rule or "", answer.outcome).inc()
+    _decision_counter(answer.ruleset, answer.rule or "", answer.outcome, platform).inc()
     if answer.degraded:
         DEGRADED_DECISIONS.labels(ruleset=answer.ruleset).inc()
     DECISION_DURATION.observe(answer.elapsed_ms / 1000)

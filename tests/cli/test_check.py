@@ -198,3 +198,33 @@ def test_a_rule_with_a_broken_condition_is_still_a_rule_its_tests_can_name(tmp_p
         (4, "unknown operator 'eqq'"),
         (12, "unknown rule 'complaint'"),
     ]
+
+
+PLATFORMS = (
+    "ruleset: mapped\n"  # 1
+    "default: {queue: general}\n"  # 2
+    "platforms:\n"  # 3
+    "  twilio:\n"  # 4
+    "    queues: {general: WQ42}\n"  # 5: bad id at 5:23
+    "  genesys:\n"  # 6
+    "    queues: {}\n"  # 7
+)
+
+
+def test_platform_ids_are_checked_with_their_position(tmp_path):
+    (tmp_path / "mapped.yaml").write_text(PLATFORMS)
+
+    done = router("check", "--format", "json", tmp_path, cwd=tmp_path)
+
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    [error] = [p for p in report["problems"] if p["severity"] == "error"]
+    assert (error["line"], error["col"]) == (5, 23)
+    assert "TaskQueue SID" in error["message"]
+
+    (tmp_path / "mapped.yaml").write_text(PLATFORMS.replace("WQ42", "WQ" + "0a" * 16))
+    done = router("check", "--format", "json", tmp_path, cwd=tmp_path)
+    assert done.returncode == 0
+    [warning] = json.loads(done.stdout)["problems"]
+    assert (warning["line"], warning["col"], warning["severity"]) == (2, 18, "warning")
+    assert "genesys" in warning["message"]

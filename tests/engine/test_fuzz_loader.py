@@ -72,6 +72,7 @@ KEYS = [
     "lt", "lte", "between", "contains", "starts_with", "ends_with", "matches", "exists",
     "empty", "ignore_case", "name", "at", "input", "expect", "rule", "outcome", "degraded",
     "state", "handoff", "conversation", "context", "conversation_id", "shared_id", "office",
+    "platforms", "amazon-connect", "twilio", "genesys", "queues", "workflow",
 ]  # fmt: skip
 LEAVES = st.one_of(
     st.none(),
@@ -97,6 +98,9 @@ LEAVES = st.one_of(
             "mon",
             "",
             "x.y",
+            "WQ0123456789abcdef0123456789abcdef",
+            "WW0123456789abcdef0123456789abcdef",
+            "6f1bd9a0-3b7e-4c55-9a8e-2f3c1b7d9e01",
         ]
     ),
     st.text(max_size=8),

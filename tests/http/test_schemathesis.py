@@ -15,7 +15,7 @@ import pytest
 import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from router.http.app import create_app
 from router.http.openapi import build_openapi
@@ -55,8 +55,13 @@ def test_no_input_gets_a_server_error(case: Any, base_url: str) -> None:
     # schema-valid input is accepted: schemathesis can percent-encode a generated path
     # parameter into bytes outside the printable-ASCII pattern (seen as U+FFFD), which the
     # server then rightly refuses with a 422.
+    # The platform endpoints answer every call they can route, whatever its shape (contract
+    # §7: an odd request still gets a decision), so schema-violating input is not refused.
+    excluded = [positive_data_acceptance]
+    if case.path.startswith("/v1/platforms/"):
+        excluded.append(negative_data_rejection)
     case.call_and_validate(
         base_url=base_url,
         headers={"Authorization": f"Bearer {KEY}"},
-        excluded_checks=[positive_data_acceptance],
+        excluded_checks=excluded,
     )

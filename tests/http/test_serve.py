@@ -138,7 +138,7 @@ async def test_metrics_in_multiprocess_mode(rules_dir: Path) -> None:
         }
         key = (
             "router_decisions_total",
-            (("outcome", "default"), ("rule", ""), ("ruleset", "default")),
+            (("outcome", "default"), ("platform", "api"), ("rule", ""), ("ruleset", "default")),
         )
         assert samples[key] == 1
         assert any(name.endswith(".db") for name in os.listdir(metrics_dir))

@@ -126,7 +126,11 @@ async def test_a_head_that_does_not_arrive_in_time_is_closed_while_others_are_se
     dripping = asyncio.create_task(drip())
     watching = asyncio.create_task(watch())
     async with aiohttp.ClientSession() as session:
-        while not closed.is_set() and time.monotonic() - started < 15:
+        # other requests are served while the slow head waits (at least three, however
+        # slowly a loaded machine gets to them)
+        while (not closed.is_set() or len(served_meanwhile) < 3) and (
+            time.monotonic() - started < 15
+        ):
             async with session.get(f"{served.url}/healthz") as resp:
                 served_meanwhile.append(resp.status)
             await asyncio.sleep(0.05)
@@ -135,6 +139,6 @@ async def test_a_head_that_does_not_arrive_in_time_is_closed_while_others_are_se
     dripping.cancel()
     watching.cancel()
     writer.close()
-    assert elapsed < 10
-    assert served_meanwhile
+    assert elapsed < 15
+    assert len(served_meanwhile) >= 3
     assert set(served_meanwhile) == {200}

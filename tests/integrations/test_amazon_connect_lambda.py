@@ -1,4 +1,5 @@
-"""The Amazon Connect reference Lambda against a router-like server on loopback.
+"""The Amazon Connect reference Lambda against a router-like server on loopback (and once
+against the real router app).
 
 The handler is blocking (it is what Lambda runs), so each test calls it in a worker thread
 while the aiohttp server answers on the test's event loop.
@@ -17,11 +18,15 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.integrations.conftest import PLATFORM_FIXTURES, load_json
+from router import load_rules
+from router.http.app import create_app
+from router.settings import load_settings
+from tests.integrations.conftest import PLATFORM_FIXTURES, REPO, load_json
 
 API_KEY = "connect-route-key-7f3a"
 CALLER = "+1234567890"
@@ -349,3 +354,41 @@ async def test_one_log_line_without_secrets_or_caller_numbers(
     assert API_KEY not in text
     assert CALLER not in text
     assert "127.0.0.1" not in text
+
+
+async def test_against_the_real_router_on_loopback(
+    connect_lambda: ModuleType, env: pytest.MonkeyPatch
+) -> None:
+    """The Lambda, the router app with the bundled rules, and the documented event: the
+    flow gets the router's flat answer with the queue ARN the rule file maps."""
+    rules = REPO / "rules"
+    app = create_app(load_settings(ROUTER_RULES=str(rules), ROUTER_API_KEYS=API_KEY))
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        env.setenv("ROUTER_URL", str(server.make_url("/")))
+        env.setenv("ROUTER_RULESET", "default")
+        event = load_json(
+            PLATFORM_FIXTURES / "amazon-connect" / "contact-flow-event-parameter-ids.json"
+        )
+
+        answer = await invoke(connect_lambda, event)
+
+        assert all(isinstance(value, str) for value in answer.values())
+        assert set(FALLBACK_KEYS) <= set(answer)
+        mapped = load_rules(rules)["default"].platforms
+        assert answer["queue_arn"] == mapped.queue_id("amazon-connect", answer["queue"]) != ""
+        assert answer["ruleset"] == "default"
+        assert answer["degraded"] == "false"
+        shared_id = event["Details"]["Parameters"]["shared_id"]
+        async with aiohttp.ClientSession() as http:
+            stored = await (
+                await http.get(
+                    server.make_url("/v1/decisions"),
+                    params={"shared_id": shared_id},
+                    headers={"Authorization": f"Bearer {API_KEY}"},
+                )
+            ).json()
+        assert stored["decision_id"] == answer["decision_id"]
+    finally:
+        await server.close()

@@ -108,7 +108,7 @@ default: {queue: general}
 def test_rules_match_on_the_real_value_and_the_masked_rendering_hides_it() -> None:
     ruleset = load_bytes(RULES, "r.yaml", default_name="r").ruleset
     assert ruleset is not None
-    assert ruleset.sensitive.paths == ("context.ani", "state.card_number")
+    assert ruleset.sensitive.paths == ("context.ani", "context.sip_from", "state.card_number")
     facts = {"state": {"card_number": "4111", "tier": "gold"}}
     decision = ruleset.decide(facts, conversation_id="c")
     assert (decision.rule, decision.label) == ("card", "Card 4111")

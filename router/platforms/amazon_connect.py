@@ -1,0 +1,76 @@
+"""``POST /v1/platforms/amazon-connect``: the Connect Lambda's event in, a flat string map out.
+
+Connect can only call a Lambda from a flow; the reference Lambda
+(``integrations/amazon-connect/``) forwards the invocation event unchanged and returns this
+answer as-is (contract §7.1)::
+
+    {"Details": {"ContactData": {"Attributes": {…}, "Channel": "VOICE", "ContactId": "…",
+                 "CustomerEndpoint": {"Address": "+1…"}, "SystemEndpoint": {"Address": …}, …},
+                 "Parameters": {"conversation_id": "…"}},
+     "Name": "ContactFlowEvent"}
+
+Ids come from ``Details.Parameters`` (``conversation_id``, ``shared_id``), else from the
+contact attributes of the same names. Every other part of the event is read leniently: a
+missing ``Details`` or a field of the wrong type is simply not there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from router.http.keys import ARRIVAL
+from router.platforms.flat import connect_answer
+from router.platforms.front import (
+    decide,
+    json_answer,
+    json_object,
+    mapping,
+    read_body,
+    requested_ruleset,
+    text,
+    valid_id,
+)
+from router.service import DecisionRequest
+from router.service.platforms import CONNECT
+
+
+async def handle(request: web.Request) -> web.Response:
+    """Decide the contact's queue; answer Connect's ``STRING_MAP`` (under 32 KB)."""
+    event = json_object(await read_body(request))
+    ruleset = requested_ruleset(request)
+    details = mapping(event.get("Details"))
+    contact = mapping(details.get("ContactData"))
+    parameters = mapping(details.get("Parameters"))
+    attributes = mapping(contact.get("Attributes"))
+    context: dict[str, Any] = {"platform": CONNECT}
+    for key, value in (
+        ("ani", mapping(contact.get("CustomerEndpoint")).get("Address")),
+        ("dnis", mapping(contact.get("SystemEndpoint")).get("Address")),
+        ("call_id", contact.get("ContactId")),
+        ("channel", contact.get("Channel")),
+    ):
+        if text(value) is not None:
+            context[key] = value
+    context["attributes"] = attributes
+    context["parameters"] = parameters
+    decided = await decide(
+        request,
+        DecisionRequest(
+            conversation_id=_id(parameters, attributes, "conversation_id"),
+            shared_id=_id(parameters, attributes, "shared_id"),
+            ruleset=ruleset,
+            context=context,
+            arrival=request[ARRIVAL],
+            platform=CONNECT,
+            # The initial contact id survives transfers, so a retried transfer splits alike.
+            split_key=text(contact.get("InitialContactId")) or context.get("call_id"),
+        ),
+    )
+    return json_answer(connect_answer(decided))
+
+
+def _id(parameters: Any, attributes: Any, name: str) -> str | None:
+    """The block's function input parameter ``name``, else the contact attribute."""
+    return valid_id(parameters.get(name)) or valid_id(attributes.get(name))
