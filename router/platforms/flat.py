@@ -46,6 +46,7 @@ def connect_answer(decided: PlatformAnswer) -> bytes:
         "decision_id": answer.decision_id,
         "ruleset": answer.ruleset,
         "ruleset_version": answer.ruleset_version,
+        "card_url": answer.card_url or "",
     }
     lifted = lifted_attributes(answer.attributes, CONNECT)
     body = orjson.dumps({**fixed, **dict(lifted)} if lifted else fixed)
@@ -69,6 +70,8 @@ def task_attributes(decided: PlatformAnswer) -> bytes:
         "decision_id": answer.decision_id,
         "degraded": answer.degraded,
     }
+    if answer.card_url:  # Flex's CRM container can show the agent card from it
+        fixed["card_url"] = answer.card_url
     lifted = lifted_attributes(answer.attributes, TWILIO)
     body = orjson.dumps({**fixed, **dict(lifted)} if lifted else fixed)
     if len(body) <= TASK_ATTRIBUTES_MAX_CHARS:  # never fewer bytes than characters
@@ -94,6 +97,7 @@ def studio_answer(decided: PlatformAnswer) -> bytes:
         "outcome": answer.outcome,
         "degraded": "true" if answer.degraded else "false",
         "decision_id": answer.decision_id,
+        "card_url": answer.card_url or "",
         "task_attributes": task_attributes(decided).decode(),
     }
     lifted = lifted_attributes(answer.attributes, TWILIO)
@@ -116,6 +120,7 @@ def genesys_answer(decided: PlatformAnswer) -> bytes:
             "degraded": answer.degraded,
             "decision_id": answer.decision_id,
             "attributes": orjson.dumps(answer.attributes).decode(),
+            "card_url": answer.card_url or "",
         }
     )
 

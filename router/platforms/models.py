@@ -79,6 +79,7 @@ class ConnectAnswer(BaseModel):
     decision_id: str = Field(description="Empty on an emergency answer (no ruleset loaded).")
     ruleset: str
     ruleset_version: str
+    card_url: str = Field(description="A signed link to the agent card (contract §9), or empty.")
 
 
 # --- Twilio -----------------------------------------------------------------------------
@@ -132,6 +133,7 @@ class StudioAnswer(BaseModel):
     outcome: Literal["matched", "default", "fallback"]
     degraded: Literal["true", "false"]
     decision_id: str
+    card_url: str = Field(description="A signed link to the agent card (contract §9), or empty.")
     task_attributes: str = Field(
         description="The task attributes (a JSON object of at most 1,024 characters: "
         "router_queue, router_queue_sid, call_type, skills, priority, rule, decision_id, "
@@ -166,3 +168,4 @@ class GenesysAnswer(_Closed):
     degraded: bool
     decision_id: str
     attributes: str = Field(description="The route attributes as a JSON object, in text.")
+    card_url: str = Field(description="A signed link to the agent card (contract §9), or empty.")

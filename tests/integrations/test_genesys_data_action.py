@@ -39,6 +39,7 @@ ANSWER_TYPES = {
     "degraded": "boolean",
     "decision_id": "string",
     "attributes": "string",
+    "card_url": "string",  # contract §9
 }
 REQUEST_FIELDS = ["conversation_id", "shared_id", "genesys_conversation_id", "ani", "dnis"]
 
@@ -53,6 +54,7 @@ FULL_ANSWER = {
     "degraded": False,
     "decision_id": "5b0e6c1e-2d4f-4c71-9a39-0f1e2d3c4b5a",
     "attributes": '{"polyai_customer_id": "C-204871", "x_tier": "gold"}',
+    "card_url": "https://router.example/agent/card/5b0e6c1e-2d4f-4c71-9a39-0f1e2d3c4b5a?c=c-1&exp=1&sig=ab",
 }
 
 VELOCITY_INPUT = re.compile(r"\$!\{esc\.jsonString\(\$input\.([A-Za-z_][A-Za-z0-9_]*)\)\}")
@@ -164,7 +166,7 @@ def test_translation_map_covers_every_output_key_with_a_default() -> None:
 
 
 def test_a_full_answer_passes_through_unchanged() -> None:
-    output = resolve({**FULL_ANSWER, "card_url": "https://router.example.com/agent/card/x"})
+    output = resolve({**FULL_ANSWER, "extra_key_from_a_newer_router": "x"})
 
     validate_output(output)
     assert output == FULL_ANSWER

@@ -33,6 +33,7 @@ FIXED_KEYS = [
     "decision_id",
     "ruleset",
     "ruleset_version",
+    "card_url",  # contract §9: the platform answers carry the agent card's link
 ]
 
 

@@ -96,6 +96,7 @@ async def test_connect_gets_a_flat_fallback_answer_when_not_ready(not_ready_clie
         "decision_id": "",
         "ruleset": "default",
         "ruleset_version": "",
+        "card_url": "",
     }
 
 
@@ -131,6 +132,7 @@ async def test_studio_and_genesys_get_fallback_answers_when_not_ready(
         "degraded": True,
         "decision_id": "",
         "attributes": "{}",
+        "card_url": "",
     }
 
 

@@ -31,6 +31,7 @@ KEYS = {
     "degraded": bool,
     "decision_id": str,
     "attributes": str,
+    "card_url": str,  # contract §9: the platform answers carry the agent card's link
 }
 
 

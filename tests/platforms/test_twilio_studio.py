@@ -35,6 +35,7 @@ FIXED_KEYS = [
     "outcome",
     "degraded",
     "decision_id",
+    "card_url",  # contract §9: the platform answers carry the agent card's link
     "task_attributes",
 ]
 
