@@ -215,6 +215,12 @@ class DecisionService:
         record = self._record(kept, facts, at, ruleset, paths) if self._recording else None
         card = card_data(ruleset, answer.rule, facts, paths) if self.settings.card_secret else None
         await self._save(kept, gathered, deadline, record, card)
+        if self.store.shared:
+            # The save may have waited on the network: the answer tells the caller how long
+            # the whole call took (the stored copy says how long it took until it was saved).
+            elapsed_ms = round(deadline.elapsed() * 1000, 3)
+            answer = replace(answer, elapsed_ms=elapsed_ms)
+            kept = replace(kept, elapsed_ms=elapsed_ms)
         self._recent.add(kept)
         observe_decision(
             kept, facts=paths.mask(facts) if self._log_state else None, platform=request.platform

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from typing import Any
 
 import orjson
 import pytest
@@ -18,6 +20,7 @@ from router.service import (
     RulesetNotFound,
     open_service,
 )
+from router.store import MemoryStore
 from tests.fakes.polyai import FakePolyAI, Reply
 
 GOLD_REFUND = DecisionRequest(
@@ -88,3 +91,23 @@ def test_the_answer_field_names_are_written_once() -> None:
     assert tuple(f.name for f in dataclasses.fields(Answer)) == ANSWER_FIELDS
     assert tuple(RouteResponse.model_fields) == ANSWER_FIELDS
     assert tuple(ExplainResponse.model_fields) == (*ANSWER_FIELDS[1:], "trace")
+
+
+class _SlowSharedStore(MemoryStore):
+    """A shared store whose saves take 50 ms (a Redis round trip on a bad day)."""
+
+    @property
+    def shared(self) -> bool:
+        return True
+
+    async def save_decision(self, decision: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0.05)
+        await super().save_decision(decision, **kwargs)
+
+
+async def test_elapsed_ms_counts_the_wait_for_a_shared_store(make_settings, registry) -> None:  # type: ignore[no-untyped-def]
+    async with open_service(make_settings(), registry, store=_SlowSharedStore(100)) as service:
+        answer = await service.decide(
+            dataclasses.replace(GOLD_REFUND, conversation_id="c-slow", budget_ms=2000)
+        )
+    assert answer.elapsed_ms >= 50  # the caller waited for the save: the answer says so
