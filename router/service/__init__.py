@@ -7,14 +7,7 @@ async with open_service(settings, registry) as service:
 from router.records.replay import ReplayReport, parse_duration
 from router.service.answer import ANSWER_FIELDS, Answer, Explained, PlatformAnswer
 from router.service.card import Card
-from router.service.decisions import (
-    DecisionService,
-    Readiness,
-    ReloadProblem,
-    RulesetSummary,
-    TestSummary,
-    open_service,
-)
+from router.service.decisions import DecisionService, open_service
 from router.service.errors import (
     CandidateInvalid,
     CardNotFound,
@@ -24,6 +17,7 @@ from router.service.errors import (
     ServiceError,
     StoreUnavailable,
 )
+from router.service.operations import Readiness, ReloadProblem, RulesetSummary, TestSummary
 from router.service.recent import RecentDecision, Traffic
 from router.service.request import DecisionRequest
 

@@ -12,24 +12,22 @@ store or upstream fault degrades the decision, and a record that cannot be kept 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import structlog
 
 from router.budget import Crowd, Deadline
-from router.engine import MAX_FILE_BYTES, Decision, RuleSet, load_bytes, run_tests
+from router.engine import Decision, RuleSet
 from router.facts import FactGatherer, GatheredFacts, make_client_session
 from router.ids import new_id
 from router.metrics import RECORDS_DROPPED, STORE_UP
-from router.records import RecordFile, Replay, ReplayReport, encode_record, recorded_facts
+from router.records import RecordFile, ReplayReport, encode_record, recorded_facts
 from router.rules_registry import RulesRegistry
 from router.sensitive import SensitivePaths, mask_trace
 from router.service.answer import Answer, Explained, PlatformAnswer
@@ -42,14 +40,21 @@ from router.service.card import (
     card_url,
 )
 from router.service.errors import (
-    CandidateInvalid,
     CardNotFound,
     CardRefused,
     NotReady,
     RulesetNotFound,
     StoreUnavailable,
 )
+from router.service.operations import (
+    Readiness,
+    ReloadProblem,
+    RulesetSummary,
+    RulesView,
+    TestSummary,
+)
 from router.service.recent import RecentDecision, RecentDecisions, Traffic
+from router.service.replaying import load_candidate, replay_records
 from router.service.request import DecisionRequest
 from router.service.sensitivity import Sensitivity
 from router.service.telemetry import observe_decision
@@ -64,59 +69,6 @@ _SAVE_DRAIN_TIMEOUT_S = 2.0
 outbox flush stay under the contract's 10 s)."""
 _STORE_STATUS_TIMEOUT_S = 1.0
 _NO_FACTS: dict[str, Any] = {}
-_REPLAY_SLICE = 200
-"""Records replayed between two yields to the event loop (a few milliseconds of work), so
-routed calls keep being answered while ``POST /v1/replay`` runs."""
-
-
-@dataclass(frozen=True, slots=True)
-class RulesetSummary:
-    """A served ruleset as the API lists it (``GET /v1/rulesets``)."""
-
-    name: str
-    version: str
-    rules: int
-    loaded_at: datetime
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadProblem:
-    """The last rejected rule file and why; where in the file, when the message says."""
-
-    file: str
-    message: str
-    at: datetime
-    line: int | None = None
-    col: int | None = None
-    excerpt: str | None = None
-    """The offending line of the file as it is now (at most :data:`EXCERPT_MAX` chars)."""
-
-
-EXCERPT_MAX = 80
-"""Most characters of a rule file's line quoted beside a reload error (as in messages)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TestSummary:
-    """How a served ruleset version's own ``tests:`` went (run once per version)."""
-
-    __test__ = False  # not a pytest test class
-
-    passed: int
-    failed: int
-    failures: tuple[str, ...]
-    """Names of the failing tests."""
-
-
-@dataclass(frozen=True, slots=True)
-class Readiness:
-    """Whether this replica should get traffic (``GET /readyz``)."""
-
-    ready: bool
-    rulesets: dict[str, str]
-    store: StoreStatus
-    reason: str | None
 
 
 class DecisionService:
@@ -145,8 +97,7 @@ class DecisionService:
         self._log_state = settings.log_state
         self._crowd = Crowd()
         self._recent = RecentDecisions()
-        self._test_summaries: dict[str, TestSummary] = {}
-        self._located: tuple[tuple[str, datetime], ReloadProblem] | None = None
+        self._rules_view = RulesView(rules)
         self.clock: Callable[[], float] = time.time
         """Wall clock for card link expiry (tests replace it)."""
 
@@ -397,59 +348,13 @@ class DecisionService:
 
     def load_candidate(self, raw: bytes, *, filename: str, ruleset: str | None) -> RuleSet:
         """A candidate rule file for :meth:`replay`, compiled; ``ruleset`` names it when the
-        file does not (default: the default ruleset).
-
-        Raises :class:`CandidateInvalid` with the problems ``router check`` would report.
-        """
-        loaded = load_bytes(raw, filename, default_name=ruleset or self.default_ruleset)
-        errors = [p for p in loaded.problems if p.severity == "error"]
-        if loaded.ruleset is None or errors:
-            raise CandidateInvalid(errors or loaded.problems)
-        return loaded.ruleset
+        file does not (default: the default ruleset). Raises :class:`CandidateInvalid`."""
+        return load_candidate(raw, filename=filename, ruleset=ruleset or self.default_ruleset)
 
     async def replay(self, candidate: RuleSet, *, since: datetime | None = None) -> ReplayReport:
-        """Decide the store's records (at most ``ROUTER_RECORD_MAX``, from ``since``) again
-        with ``candidate``, for at most ``ROUTER_REPLAY_TIMEOUT_S``: past that, the report
-        says where it stopped.
-
-        Raises :class:`StoreUnavailable` when a shared store cannot be read.
-        """
-        settings = self.settings
-        replay = Replay({candidate.name: candidate}, since=since)
-        loop = asyncio.get_running_loop()
-        stop_at = loop.time() + settings.replay_timeout_s
-        read = 0
-        records = self.store.records(since=None if since is None else since.timestamp())
-        try:
-            async for body in records:
-                read += 1
-                replay.feed(f"record {read}", body)
-                if read >= settings.record_max:
-                    break
-                if read % _REPLAY_SLICE == 0:
-                    await asyncio.sleep(0)
-                    if loop.time() >= stop_at:
-                        replay.stopped = (
-                            f"the time limit (ROUTER_REPLAY_TIMEOUT_S="
-                            f"{settings.replay_timeout_s:g}) was reached after {read} records"
-                        )
-                        break
-        except (StoreError, TimeoutError) as exc:
-            log.warning("store_read_failed", operation="records", reason=exc.__class__.__name__)
-            raise StoreUnavailable("The shared store cannot be reached; retry shortly.") from None
-        finally:
-            await records.aclose()  # type: ignore[attr-defined]
-        report = replay.report()
-        log.info(
-            "replayed",
-            ruleset=candidate.name,
-            version=candidate.version,
-            replayed=report.replayed,
-            changed=report.changed,
-            uncertain=report.uncertain,
-            skipped=report.skipped,
-        )
-        return report
+        """The store's records decided again with ``candidate`` (see
+        :func:`router.service.replaying.replay_records`)."""
+        return await replay_records(self.settings, self.store, candidate, since=since)
 
     async def card(
         self, decision_id: str, kind: LocatorKind, locator: str, *, exp: str, sig: str
@@ -507,62 +412,17 @@ class DecisionService:
 
     def rulesets(self, visible: Callable[[str], bool]) -> list[RulesetSummary]:
         """The rulesets served now that ``visible`` lets the caller see, by name."""
-        return [
-            RulesetSummary(
-                name=name,
-                version=loaded.ruleset.version,
-                rules=len(loaded.ruleset.rules),
-                loaded_at=loaded.loaded_at,
-                source=loaded.ruleset.source,
-            )
-            for name, loaded in sorted(self.rules.snapshot.rulesets.items())
-            if visible(name)
-        ]
+        return self._rules_view.rulesets(visible)
 
     def last_reload_problem(
         self, visible: Callable[[str], bool] | None = None
     ) -> ReloadProblem | None:
-        """Why the last rejected rule file was rejected, if one is, with the ``line:col``
-        its message names and that line of the file (read once per rejection). With
-        ``visible``, only when that file serves a ruleset ``visible`` lets the caller see: a
-        key limited to rulesets learns nothing of other files, nor of a file that serves
-        nothing yet."""
-        snapshot = self.rules.snapshot
-        error = snapshot.last_reload_error
-        if error is None:
-            return None
-        if visible is not None and not any(
-            visible(name)
-            for name, loaded in snapshot.rulesets.items()
-            if error.file in (loaded.file, loaded.ruleset.source)
-        ):
-            return None
-        located = self._located
-        if located is not None and located[0] == (error.file, error.at):
-            return located[1]
-        problem = _locate(ReloadProblem(error.file, error.message, error.at))
-        self._located = ((error.file, error.at), problem)
-        return problem
+        """Why the last rejected rule file was rejected (see :class:`RulesView`)."""
+        return self._rules_view.last_reload_problem(visible)
 
     def test_summary(self, name: str) -> TestSummary | None:
-        """How the served version of ruleset ``name`` does on its own ``tests:`` (run once
-        per version, then cached), or ``None`` when it is not served."""
-        ruleset = self.rules.get(name)
-        if ruleset is None:
-            return None
-        summary = self._test_summaries.get(ruleset.version)
-        if summary is None:
-            results = run_tests(ruleset)
-            summary = TestSummary(
-                passed=sum(r.ok for r in results),
-                failed=sum(not r.ok for r in results),
-                failures=tuple(r.name for r in results if not r.ok),
-            )
-            served = {loaded.ruleset.version for loaded in self.rules.snapshot.rulesets.values()}
-            for version in [v for v in self._test_summaries if v not in served]:
-                del self._test_summaries[version]
-            self._test_summaries[ruleset.version] = summary
-        return summary
+        """How the served version of ``name`` does on its own ``tests:`` (cached)."""
+        return self._rules_view.test_summary(name)
 
     def recent(self, n: int) -> list[RecentDecision]:
         """The ``n`` latest answers of this process, newest first (for the ops page).
@@ -661,31 +521,6 @@ async def open_service(
 
 def _facts(gathered: GatheredFacts, request: DecisionRequest) -> Mapping[str, Any]:
     return {**gathered.facts, "context": request.context}
-
-
-_LOCATION = re.compile(r":(\d+):(\d+): ")
-
-
-def _locate(problem: ReloadProblem) -> ReloadProblem:
-    """``problem`` with the ``line:col`` its message starts with (``file:line:col: …``)
-    and that line of the file, when it can still be read."""
-    if not problem.message.startswith(problem.file):
-        return problem
-    found = _LOCATION.match(problem.message, len(problem.file))
-    if found is None:
-        return problem
-    line, col = int(found.group(1)), int(found.group(2))
-    excerpt = None
-    try:
-        with Path(problem.file).open("rb") as source:
-            raw = source.read(MAX_FILE_BYTES)
-        lines = raw.decode("utf-8", "replace").splitlines()
-        if 0 < line <= len(lines):
-            text = lines[line - 1].rstrip()
-            excerpt = text if len(text) <= EXCERPT_MAX else text[: EXCERPT_MAX - 1] + "…"
-    except OSError:
-        pass
-    return ReloadProblem(problem.file, problem.message, problem.at, line, col, excerpt)
 
 
 def _split_keys(gathered: GatheredFacts, request: DecisionRequest) -> tuple[str | None, str | None]:
