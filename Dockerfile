@@ -9,10 +9,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/router
 ENV PATH=/opt/router/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY router ./router
-# The same install the README uses.
-RUN pip install .
+# The README's install, on the exact versions CI tested (constraints.txt).
+RUN pip install -c constraints.txt .
 
 FROM python:3.11-slim
 ENV PATH=/opt/router/bin:$PATH \
