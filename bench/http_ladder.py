@@ -48,9 +48,12 @@ STAGES = (
     ("2", "+ facts gathered (memory store read, inline facts)"),
     ("3", "+ rules run, decision id, answer serialised"),
     ("4", "+ decision saved (memory store)"),
-    ("5", "+ metrics and the decision log line = /v1/route"),
+    ("5", "+ record, masking, recent ring, metrics, log line = the real /v1/route"),
     ("5w", "/v1/route at ROUTER_LOG_LEVEL=warning (no log line)"),
+    ("5n", "/v1/route with ROUTER_RECORD_MAX=0 (no decision records)"),
 )
+_SIDE_STAGES = ("5w", "5n")
+"""Variants of the full route: compared with stage 5, not a step after it."""
 
 
 def start(
@@ -73,8 +76,10 @@ def start(
         "ROUTER_RULES": str(ROOT / "rules"),
         "ROUTER_API_KEYS": ROUTER_KEY,
         "ROUTER_LOG_LEVEL": "warning" if stage == "5w" else "info",
-        "ROUTER_BENCH_STAGE": stage.rstrip("w"),
+        "ROUTER_BENCH_STAGE": stage.rstrip("wn"),
     }
+    if stage == "5n":
+        env["ROUTER_RECORD_MAX"] = "0"
     for name in ("POLYAI_API_KEY", "ROUTER_STORE"):
         env.pop(name, None)
     proc = procs.start(
@@ -142,12 +147,18 @@ def main() -> int:
     print("|---|---|---:|---:|---:|---:|")
     previous: float | None = None
     for stage, label in STAGES:
-        step = "" if previous is None or stage == "5w" else f"{cpu[stage] - previous:+.0f}"
+        step = (
+            f"{cpu[stage] - cpu['5']:+.0f} vs 5"
+            if stage in _SIDE_STAGES
+            else ""
+            if previous is None
+            else f"{cpu[stage] - previous:+.0f}"
+        )
         print(
             f"| {stage} | {label} | {rps[stage]:,.0f} | {rps[stage] / rps['a']:.2f} | "
             f"{cpu[stage]:.0f} | {step} |"
         )
-        if stage != "5w":
+        if stage not in _SIDE_STAGES:
             previous = cpu[stage]
     return 0
 

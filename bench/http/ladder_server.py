@@ -7,7 +7,8 @@
   2  + the facts gathered (a memory-store read; the request carries them inline)
   3  + the rules run (``RuleSet.decide``), a decision id, the answer built and serialised
   4  + the decision saved in the store
-  5  + the decision's metrics and its log line: the real ``/v1/route``
+  5  the real ``/v1/route`` handler: + the record for replay, masking, the recent-decisions
+     ring, the decision's metrics and its log line
 
 Stages 0-4 mark the call as logged, so no ``request`` line is written either: each stage
 adds exactly one step. This is a benchmark tool: it replaces the route handler before the
@@ -27,9 +28,9 @@ import router.http.handlers as handlers
 from router.cli import run
 from router.http.keys import LOGGED, SERVICE
 from router.service import decisions
-from router.service.telemetry import observe_decision
 
 STAGE = int(os.environ.get("ROUTER_BENCH_STAGE", "5"))
+REAL_ROUTE = handlers.route
 FIXED = ANSWER  # the baseline's answer: the same bytes on the wire
 
 
@@ -39,6 +40,8 @@ def _fixed(request: web.Request) -> web.Response:
 
 
 async def route(request: web.Request) -> web.Response:
+    if STAGE >= 5:
+        return await REAL_ROUTE(request)
     if STAGE == 0:
         await request.read()
         return _fixed(request)
@@ -60,10 +63,6 @@ async def route(request: web.Request) -> web.Response:
         request[LOGGED] = True
         return handlers.json_response(answer)
     await service._save(answer, gathered, deadline)
-    if STAGE == 4:
-        request[LOGGED] = True
-        return handlers.json_response(answer)
-    observe_decision(answer, facts=facts if service.settings.log_state else None)
     request[LOGGED] = True
     return handlers.json_response(answer)
 
