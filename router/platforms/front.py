@@ -113,6 +113,28 @@ def text(value: Any) -> str | None:
     return value if type(value) is str and value else None
 
 
+def fields_context(
+    body: Mapping[str, Any],
+    known: frozenset[str],
+    platform: str,
+    *,
+    ani: Any,
+    dnis: Any,
+    call_id: Any,
+) -> dict[str, Any]:
+    """The ``context`` of a request whose body is flat fields (Studio, a Genesys data
+    action): every field the front does not read itself, then ``platform``, the caller's
+    and dialled numbers and the platform's call id when given."""
+    context: dict[str, Any] = {k: v for k, v in body.items() if k not in known}
+    context["platform"] = platform
+    put_number(context, "ani", "sip_from", ani)
+    put_number(context, "dnis", "sip_to", dnis)
+    call = text(call_id)
+    if call is not None:
+        context["call_id"] = call
+    return context
+
+
 def put_number(context: dict[str, Any], key: str, raw_key: str, value: Any) -> None:
     """Put a caller or dialled number in ``context[key]``.
 

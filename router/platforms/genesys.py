@@ -14,20 +14,17 @@ would fail the action.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from router.http.keys import ARRIVAL
 from router.platforms.flat import genesys_answer
 from router.platforms.front import (
     decide,
+    fields_context,
     json_answer,
     json_object,
-    put_number,
     read_body,
     requested_ruleset,
-    text,
     valid_id,
 )
 from router.service import DecisionRequest
@@ -40,13 +37,15 @@ async def handle(request: web.Request) -> web.Response:
     """Decide the interaction's queue; answer the data action's output contract."""
     body = json_object(await read_body(request))
     ruleset = requested_ruleset(request)
-    context: dict[str, Any] = {k: v for k, v in body.items() if k not in _FIELDS}
-    context["platform"] = GENESYS
-    put_number(context, "ani", "sip_from", body.get("ani"))
-    put_number(context, "dnis", "sip_to", body.get("dnis"))
-    call_id = text(body.get("genesys_conversation_id"))
-    if call_id is not None:
-        context["call_id"] = call_id
+    context = fields_context(
+        body,
+        _FIELDS,
+        GENESYS,
+        ani=body.get("ani"),
+        dnis=body.get("dnis"),
+        call_id=body.get("genesys_conversation_id"),
+    )
+    call_id = context.get("call_id")
     decided = await decide(
         request,
         DecisionRequest(

@@ -30,6 +30,7 @@ from router.http.middlewares import presented_key, unauthorized
 from router.platforms.flat import studio_answer, task_attributes
 from router.platforms.front import (
     decide,
+    fields_context,
     form_fields,
     form_text,
     json_answer,
@@ -125,13 +126,15 @@ async def studio(request: web.Request) -> web.Response:
         _authorise(request, raw)
         body = dict(form_fields(raw))
     ruleset = requested_ruleset(request)
-    context: dict[str, Any] = {k: v for k, v in body.items() if k not in _STUDIO_FIELDS}
-    context["platform"] = TWILIO
-    put_number(context, "ani", "sip_from", body.get("from"))
-    put_number(context, "dnis", "sip_to", body.get("to"))
-    call_sid = text(body.get("call_sid"))
-    if call_sid is not None:
-        context["call_id"] = call_sid
+    context = fields_context(
+        body,
+        _STUDIO_FIELDS,
+        TWILIO,
+        ani=body.get("from"),
+        dnis=body.get("to"),
+        call_id=body.get("call_sid"),
+    )
+    call_sid = context.get("call_id")
     decided = await decide(
         request,
         DecisionRequest(

@@ -12,7 +12,7 @@ records that cannot be read, are ``skipped``.
     replay = Replay(load_rules("candidate.yaml"))
     for where, body in records:
         replay.feed(where, body)
-    print(replay.report().to_dict())
+    report = replay.report()  # .to_dict() is the JSON object of contract §8
 """
 
 from __future__ import annotations

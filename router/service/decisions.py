@@ -68,7 +68,6 @@ _SAVE_DRAIN_TIMEOUT_S = 2.0
 """Longest wait at shutdown for decision saves still running (drain + this + the store's
 outbox flush stay under the contract's 10 s)."""
 _STORE_STATUS_TIMEOUT_S = 1.0
-_NO_FACTS: dict[str, Any] = {}
 
 
 class DecisionService:

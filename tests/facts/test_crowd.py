@@ -40,7 +40,7 @@ async def test_waits_due_together_end_before_their_reserve_and_in_deadline_order
     async def wait(n: int, deadline: Deadline) -> None:
         with pytest.raises(TimeoutError):
             async with deadline.upstream_window():
-                await asyncio.sleep(30)
+                await asyncio.Event().wait()  # an upstream that never answers
         ended.append(n)
         crowd.answered(deadline)
 
@@ -59,10 +59,10 @@ async def test_a_cut_request_cannot_start_a_new_wait() -> None:
     deadline = Deadline.start(50, reserve_ms=10, crowd=crowd)
     with pytest.raises(TimeoutError):
         async with deadline.upstream_window():
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # an upstream that never answers
     with pytest.raises(TimeoutError):
         async with deadline.upstream_window():
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # an upstream that never answers
 
 
 async def test_a_wait_that_ends_in_time_leaves_the_crowd() -> None:
