@@ -118,13 +118,20 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=50, help="wrk connections (50)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument("--pin", action="store_true", help="servers on CPU 0, wrk on CPU 1")
+    parser.add_argument(
+        "--stages",
+        default=",".join(stage for stage, _ in STAGES),
+        help="comma-separated stages to run (all; 'a' is always run)",
+    )
     args = parser.parse_args()
+    wanted = {"a", *args.stages.split(",")}
+    stages = [(stage, label) for stage, label in STAGES if stage in wanted]
     procs = Processes()
-    runs: dict[str, list[dict[str, float]]] = {stage: [] for stage, _ in STAGES}
+    runs: dict[str, list[dict[str, float]]] = {stage: [] for stage, _ in stages}
     began = time.monotonic()
     try:
         for round_no in range(1, args.rounds + 1):
-            for stage, _ in STAGES:
+            for stage, _ in stages:
                 row = measure(procs, stage, args)
                 runs[stage].append(row)
                 print(
@@ -146,10 +153,10 @@ def main() -> int:
     print("| stage | what answers | req/s | × (a) | server CPU µs/req | step adds µs |")
     print("|---|---|---:|---:|---:|---:|")
     previous: float | None = None
-    for stage, label in STAGES:
+    for stage, label in stages:
         step = (
             f"{cpu[stage] - cpu['5']:+.0f} vs 5"
-            if stage in _SIDE_STAGES
+            if stage in _SIDE_STAGES and "5" in cpu
             else ""
             if previous is None
             else f"{cpu[stage] - previous:+.0f}"

@@ -91,7 +91,7 @@ async def serve(
         shutdown_timeout=DRAIN_TIMEOUT_S,
     )
     await runner.setup()
-    install_protocol(runner, read_timeout_s=settings.read_timeout_s)
+    install_protocol(runner, read_timeout_s=settings.read_timeout_s, route_lane=settings.route_lane)
     sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
     try:
         for site in sites or [web.TCPSite(runner, settings.host, settings.port)]:

@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65_536, ge=1, alias="ROUTER_MAX_BODY_BYTES")
     read_timeout_s: float = Field(default=10, gt=0, alias="ROUTER_READ_TIMEOUT_S")
     """A request whose head, or whose body, has not arrived in this time is closed (v1.2)."""
+    route_lane: bool = Field(default=True, alias="ROUTER_ROUTE_LANE")
+    """Answer well-formed ``POST /v1/route`` calls on the express lane
+    (:mod:`router.http.route_lane`); ``false`` sends every request through aiohttp."""
     default_ruleset: str = Field(default="default", alias="ROUTER_DEFAULT_RULESET")
     """The ruleset readiness depends on (and requests use when they name none)."""
     reload_settle_ms: int = Field(default=500, ge=0, le=600_000, alias="ROUTER_RELOAD_SETTLE_MS")

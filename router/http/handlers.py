@@ -73,6 +73,11 @@ async def _decision_request(
     body = parse_model(raw, model)
     ruleset = body.ruleset or request.app[SERVICE].default_ruleset
     require_ruleset_access(request, ruleset)
+    return decision_request(body, ruleset, request[ARRIVAL])
+
+
+def decision_request(body: RouteRequest, ruleset: str, arrival: float) -> DecisionRequest:
+    """What the decision service needs of a validated route (or explain) body."""
     return DecisionRequest(
         conversation_id=body.conversation_id,
         shared_id=body.shared_id,
@@ -81,7 +86,7 @@ async def _decision_request(
         handoff=body.handoff,
         state=body.state,
         budget_ms=body.budget_ms,
-        arrival=request[ARRIVAL],
+        arrival=arrival,
         at=body.at if isinstance(body, ExplainRequest) else None,
     )
 

@@ -125,16 +125,13 @@ async def handle_request(request: web.Request, handler: Handler) -> web.StreamRe
     4. log one ``request`` line (route template, never the raw path; probes at debug),
        unless the handler already logged the call (a routed call's ``decision`` line).
     """
-    arrival = request[ARRIVAL] = arrival_of(request, time.monotonic())
-    if request.method == "POST":
-        # Let every request that arrived in this turn of the loop note its arrival before
-        # any of them does its work: a burst's budgets then start when its bytes came in,
-        # not one request's worth of CPU later each.
-        await asyncio.sleep(0)
-    offered = request.headers.get(REQUEST_ID_HEADER)
-    request_id = request[REQUEST_ID] = (
-        offered if offered and _REQUEST_ID.fullmatch(offered) else new_id()
+    # The budget starts when the request's head came in (stamped by the connection, before
+    # any request of that loop turn did its work), not one request's worth of CPU later.
+    received = getattr(request.protocol, "head_received_at", None)
+    arrival = request[ARRIVAL] = arrival_of(
+        request.headers.get(REQUEST_START_HEADER), received or time.monotonic()
     )
+    request_id = request[REQUEST_ID] = request_id_for(request.headers.get(REQUEST_ID_HEADER))
     tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
         try:
@@ -167,13 +164,18 @@ REQUEST_START_HEADER = "X-Request-Start"
 _LONGEST_QUEUE_S = 60.0
 
 
-def arrival_of(request: web.Request, now: float) -> float:
+def request_id_for(offered: str | None) -> str:
+    """The caller's ``X-Request-ID`` when it is printable ASCII of 1-128 characters, else a
+    new id."""
+    return offered if offered and _REQUEST_ID.fullmatch(offered) else new_id()
+
+
+def arrival_of(stamp: str | None, now: float) -> float:
     """When the request arrived, on the monotonic clock: ``now``, or earlier when a load
-    balancer in front stamped ``X-Request-Start`` (``t=<unix time>`` in seconds, milli- or
-    microseconds, as HAProxy, nginx and Heroku write it), so time spent queued before the
-    router counts against the budget. A stamp in the future, unreadable or more than a
-    minute old is ignored."""
-    stamp = request.headers.get(REQUEST_START_HEADER)
+    balancer in front stamped ``X-Request-Start`` (``stamp``: ``t=<unix time>`` in seconds,
+    milli- or microseconds, as HAProxy, nginx and Heroku write it), so time spent queued
+    before the router counts against the budget. A stamp in the future, unreadable or more
+    than a minute old is ignored."""
     if not stamp:
         return now
     text = stamp.strip().removeprefix("t=")
@@ -282,8 +284,12 @@ def presented_key(request: web.Request) -> str | None:
     A Basic header that cannot be decoded presents its raw token, which matches no key
     (so the caller hears "invalid", not "missing").
     """
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, token = authorization.partition(" ")
+    return key_presented(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
+
+
+def key_presented(authorization: str | None, api_key_header: str | None) -> str | None:
+    """:func:`presented_key`, from the two headers' values."""
+    scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     if token:
         scheme = scheme.lower()
@@ -291,7 +297,7 @@ def presented_key(request: web.Request) -> str | None:
             return token
         if scheme == "basic":
             return _basic_password(token)
-    api_key = request.headers.get("X-API-Key", "").strip()
+    api_key = (api_key_header or "").strip()
     return api_key or None
 
 

@@ -17,6 +17,7 @@ read, :func:`router.http.body.read_json_bytes`).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -26,31 +27,109 @@ from aiohttp.web_request import BaseRequest
 
 from router.http.errors import JSON_CONTENT_TYPE, STATUS_CODES, error_body
 from router.http.middlewares import REQUEST_ID_HEADER, SECURITY_HEADERS, SERVER_NAME
+from router.http.route_lane import LaneParser, RouteCall, RouteLane, run_call
 from router.ids import new_id
 
 log = structlog.get_logger("router.http")
 
+_HELD_MAX_BYTES = 1 << 20
+"""Most bytes kept from a client that sends on while its route call is being answered."""
+
 
 class RouterProtocol(RequestHandler):
-    """aiohttp's request handler, with contract-shaped errors and a head read timeout."""
+    """aiohttp's request handler, with contract-shaped errors, a head read timeout, the
+    time each request's head came in, and the express lane for route calls."""
 
     _head_timer: asyncio.TimerHandle | None = None
+    head_received_at: float | None = None
+    """``time.monotonic()`` when the latest request head on this connection came in."""
+    _lane: RouteLane | None = None
+    _lane_parser: LaneParser | None = None
+    """Set while every request of this connection went by the lane; ``None`` once one was
+    handed to aiohttp (the connection then stays with it)."""
+    _lane_answer: asyncio.Task[bytes] | None = None
+    _held: list[bytes] | None = None
+    """Bytes that came in while the lane was answering (a pipelining client), read after."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        lane = self._lane
+        if lane is not None and self._lane_parser is not None:
+            if self._lane_answer is not None:
+                self._hold(data)
+                return
+            if not (self._force_close or self._close):
+                call = lane.call(self._lane_parser, data, now)
+                if call is not None:
+                    self._stop_head_timer()
+                    self._answer_by_lane(lane, call)
+                    return
+            self._lane_parser = None
         queued = len(self._messages)
         super().data_received(data)
         if len(self._messages) > queued:  # a whole head arrived
+            self.head_received_at = now
             self._stop_head_timer()
         elif data and self._head_timer is None and self._waiter is not None:
             self._start_head_timer()  # the first bytes of the next head on a kept-alive link
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
+        self._held = None
         super().connection_lost(exc)
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's)
+        """aiohttp's graceful close, after the lane's answer in flight (if any) is sent."""
+        answer = self._lane_answer
+        if answer is not None:
+            await asyncio.wait({answer}, timeout=timeout)
+        await super().shutdown(timeout)
+
+    # The express lane (router/http/route_lane.py) ------------------------------------
+
+    def _answer_by_lane(self, lane: RouteLane, call: RouteCall) -> None:
+        answer = self._lane_answer = run_call(lane, call)
+        answer.add_done_callback(self._lane_answered)
+
+    def _lane_answered(self, answer: asyncio.Task[bytes]) -> None:
+        self._lane_answer = None
+        transport = self.transport
+        if answer.cancelled() or answer.exception() is not None:
+            failure = None if answer.cancelled() else answer.exception()
+            log.error("route_lane_failed", exc_info=failure)
+            self.force_close()
+            return
+        if transport is None or transport.is_closing():
+            return  # the caller hung up: the decision stands, nobody to tell
+        transport.write(answer.result())
+        self._keep_alive_from_now()
+        held, self._held = self._held, None
+        if held:
+            self.data_received(b"".join(held))
+
+    def _hold(self, data: bytes) -> None:
+        held = self._held = self._held or []
+        held.append(data)
+        if sum(map(len, held)) > _HELD_MAX_BYTES:
+            log.debug("connection_closed", reason="too much sent before an answer")
+            self._held = None
+            self.force_close()
+
+    def _keep_alive_from_now(self) -> None:
+        """aiohttp's keep-alive timer, as it sets it after each answer it sends."""
+        timeout = self._keepalive_timeout
+        if timeout <= 0:
+            return
+        loop = self._loop
+        self._next_keepalive_close_time = loop.time() + timeout
+        if self._keepalive_handle is None:
+            self._keepalive_handle = loop.call_at(
+                self._next_keepalive_close_time, self._process_keepalive
+            )
 
     def _start_head_timer(self) -> None:
         manager = self._manager
@@ -105,17 +184,24 @@ class _RouterServer(web.Server):
     """aiohttp's connection factory, making :class:`RouterProtocol` connections."""
 
     read_timeout_s: float | None = None
+    route_lane: RouteLane | None = None
 
     def __call__(self) -> RequestHandler:
         kwargs: dict[str, Any] = self._kwargs
-        return RouterProtocol(self, loop=self._loop, **kwargs)
+        protocol = RouterProtocol(self, loop=self._loop, **kwargs)
+        if self.route_lane is not None:
+            protocol._lane = self.route_lane
+            protocol._lane_parser = LaneParser()
+        return protocol
 
 
-def install(runner: web.AppRunner, *, read_timeout_s: float) -> None:
-    """Serve ``runner``'s connections with :class:`RouterProtocol` (after ``setup()``)."""
+def install(runner: web.AppRunner, *, read_timeout_s: float, route_lane: bool = True) -> None:
+    """Serve ``runner``'s connections with :class:`RouterProtocol` (after ``setup()``),
+    with the express lane for route calls unless ``route_lane`` is false."""
     server = runner.server
     if server is None:
         raise RuntimeError("set the runner up first")
     server.__class__ = _RouterServer
     assert isinstance(server, _RouterServer)
     server.read_timeout_s = read_timeout_s
+    server.route_lane = RouteLane(runner.app) if route_lane else None

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 import structlog
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from router.http.app import create_app
+from router.http.keys import SETTINGS
+from router.http.protocol import install
 from router.observe import remove_logging_handler
 from router.settings import Settings, load_settings
 from tests.fakes.polyai import FakePolyAI
@@ -63,6 +66,23 @@ def make_settings(fake: FakePolyAI, rules_dir: Path) -> Callable[..., Settings]:
     return make
 
 
+class _RouterRunner(web.AppRunner):
+    """An app runner serving with the router's own connection handling, as ``router serve``
+    does: contract-shaped protocol errors, the head timeout, the express lane."""
+
+    async def setup(self) -> None:
+        await super().setup()
+        settings = self.app[SETTINGS]
+        install(self, read_timeout_s=settings.read_timeout_s, route_lane=settings.route_lane)
+
+
+class RouterTestServer(TestServer):
+    """aiohttp's test server, with the connections ``router serve`` makes."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return _RouterRunner(self.app, **kwargs)
+
+
 @pytest.fixture
 def make_client(
     aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
@@ -73,7 +93,8 @@ def make_client(
     async def make(
         app_kwargs: dict[str, Any] | None = None, **overrides: Any
     ) -> TestClient[Any, Any]:
-        return await aiohttp_client(create_app(make_settings(**overrides), **(app_kwargs or {})))
+        app = create_app(make_settings(**overrides), **(app_kwargs or {}))
+        return await aiohttp_client(RouterTestServer(app))
 
     return make
 
