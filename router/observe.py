@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TextIO
 
@@ -164,9 +165,38 @@ def _orjson_bytes(value: Any, **_: Any) -> bytes:
     return render_line(value)
 
 
+_REQUEST_ID: ContextVar[str | None] = ContextVar("router_request_id", default=None)
+_process_fields: dict[str, Any] = {}
+
+
+def bind_request_id(request_id: str) -> Token[str | None]:
+    """Put ``request_id`` on every line logged in this context (a request's task) until
+    :func:`unbind_request_id` with the token returned."""
+    return _REQUEST_ID.set(request_id)
+
+
+def unbind_request_id(token: Token[str | None]) -> None:
+    _REQUEST_ID.reset(token)
+
+
+def bind_process_fields(**fields: Any) -> None:
+    """Put ``fields`` on every line this process logs from now on (a worker's pid)."""
+    _process_fields.update(fields)
+
+
+def _merge_bound(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """The request id and the process's fields, under what the call itself gives."""
+    request_id = _REQUEST_ID.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    for key, value in _process_fields.items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
 def _shared_processors(settings: Settings) -> list[Processor]:
     return [
-        structlog.contextvars.merge_contextvars,
+        _merge_bound,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         Redactor(log_state=settings.log_state),
@@ -303,9 +333,11 @@ def event_line(
         "level": logging.getLevelName(level).lower(),
         "event": event,
     }
-    bound = structlog.contextvars.get_contextvars()
-    if bound:
-        line.update(bound)
+    request_id = _REQUEST_ID.get()
+    if request_id is not None:
+        line["request_id"] = request_id
+    if _process_fields:
+        line.update(_process_fields)
     line.update(fields)
     _writer.write_line(render_line(line))
 

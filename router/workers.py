@@ -61,7 +61,7 @@ from types import FrameType
 
 import structlog
 
-from router.observe import configure_logging
+from router.observe import bind_process_fields, configure_logging
 from router.server import EXIT_FAILED, EXIT_OK, EXIT_USAGE, run_loop, serve
 from router.settings import Settings
 
@@ -497,7 +497,7 @@ def _worker_main(settings: Settings, sockets: list[socket.socket], link: Connect
         signal.signal(signum, record)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
     configure_logging(settings, cache_loggers=True)
-    structlog.contextvars.bind_contextvars(worker=os.getpid())
+    bind_process_fields(worker=os.getpid())
 
     def started(stop: asyncio.Event) -> None:
         try:

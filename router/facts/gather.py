@@ -99,7 +99,7 @@ def handoff_namespace(data: JSONMap, conversation_id: str | None, shared_id: str
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every call, and frozen fields cost
 class GatheredFacts:
     """What a decision is made on.
 

@@ -31,6 +31,7 @@ from router.http.keys import (
     SETTINGS,
 )
 from router.ids import new_id
+from router.observe import bind_request_id, unbind_request_id
 from router.service import NotReady, RulesetNotFound, ServiceError, StoreUnavailable
 from router.settings import ApiKey
 
@@ -132,7 +133,7 @@ async def handle_request(request: web.Request, handler: Handler) -> web.StreamRe
         request.headers.get(REQUEST_START_HEADER), received or time.monotonic()
     )
     request_id = request[REQUEST_ID] = request_id_for(request.headers.get(REQUEST_ID_HEADER))
-    tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+    token = bind_request_id(request_id)
     try:
         try:
             authenticate(request)
@@ -157,7 +158,7 @@ async def handle_request(request: web.Request, handler: Handler) -> web.StreamRe
             )
         return response
     finally:
-        structlog.contextvars.reset_contextvars(**tokens)
+        unbind_request_id(token)
 
 
 REQUEST_START_HEADER = "X-Request-Start"

@@ -27,7 +27,7 @@ from aiohttp.web_request import BaseRequest
 
 from router.http.errors import JSON_CONTENT_TYPE, STATUS_CODES, error_body
 from router.http.middlewares import REQUEST_ID_HEADER, SECURITY_HEADERS, SERVER_NAME
-from router.http.route_lane import LaneParser, RouteCall, RouteLane, run_call
+from router.http.route_lane import LaneParser, RouteLane
 from router.ids import new_id
 
 log = structlog.get_logger("router.http")
@@ -47,7 +47,10 @@ class RouterProtocol(RequestHandler):
     _lane_parser: LaneParser | None = None
     """Set while every request of this connection went by the lane; ``None`` once one was
     handed to aiohttp (the connection then stays with it)."""
-    _lane_answer: asyncio.Task[bytes] | None = None
+    _lane_busy = False
+    """An answer of the lane is being made for this connection."""
+    _lane_task: asyncio.Task[None] | None = None
+    """The task making it, when it waits (a lookup, a shared store)."""
     _held: list[bytes] | None = None
     """Bytes that came in while the lane was answering (a pipelining client), read after."""
 
@@ -59,14 +62,15 @@ class RouterProtocol(RequestHandler):
         now = time.monotonic()
         lane = self._lane
         if lane is not None and self._lane_parser is not None:
-            if self._lane_answer is not None:
+            if self._lane_busy:
                 self._hold(data)
                 return
             if not (self._force_close or self._close):
                 call = lane.call(self._lane_parser, data, now)
                 if call is not None:
                     self._stop_head_timer()
-                    self._answer_by_lane(lane, call)
+                    self._lane_busy = True
+                    lane.start(self, call)
                     return
             self._lane_parser = None
         queued = len(self._messages)
@@ -84,32 +88,39 @@ class RouterProtocol(RequestHandler):
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's)
         """aiohttp's graceful close, after the lane's answer in flight (if any) is sent."""
-        answer = self._lane_answer
-        if answer is not None:
-            await asyncio.wait({answer}, timeout=timeout)
+        task = self._lane_task
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout)
         await super().shutdown(timeout)
 
     # The express lane (router/http/route_lane.py) ------------------------------------
 
-    def _answer_by_lane(self, lane: RouteLane, call: RouteCall) -> None:
-        answer = self._lane_answer = run_call(lane, call)
-        answer.add_done_callback(self._lane_answered)
-
-    def _lane_answered(self, answer: asyncio.Task[bytes]) -> None:
-        self._lane_answer = None
+    def lane_send(self, response: bytes) -> None:
+        """The lane's whole answer to this connection's call: send it, read on."""
+        self._lane_busy = False
+        self._lane_task = None
         transport = self.transport
-        if answer.cancelled() or answer.exception() is not None:
-            failure = None if answer.cancelled() else answer.exception()
-            log.error("route_lane_failed", exc_info=failure)
-            self.force_close()
-            return
         if transport is None or transport.is_closing():
+            self._held = None
             return  # the caller hung up: the decision stands, nobody to tell
-        transport.write(answer.result())
+        transport.write(response)
         self._keep_alive_from_now()
         held, self._held = self._held, None
         if held:
             self.data_received(b"".join(held))
+
+    def lane_waits(self, task: asyncio.Task[None]) -> None:
+        """The lane's answer is being made by ``task``: a graceful close waits for it."""
+        self._lane_task = task
+        task.add_done_callback(self._lane_task_done)
+
+    def _lane_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is not None:  # it sent nothing: close
+            failure = None if task.cancelled() else task.exception()
+            log.error("route_lane_failed", exc_info=failure)
+            self._lane_busy = False
+            self._lane_task = None
+            self.force_close()
 
     def _hold(self, data: bytes) -> None:
         held = self._held = self._held or []

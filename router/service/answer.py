@@ -24,7 +24,7 @@ TRACE_MAX_STRING = 1024
 Outcome = Literal["matched", "default", "fallback"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every call, and frozen fields cost
 class Answer:
     """One routing decision as callers see it (contract §2.1), in the contract's order."""
 

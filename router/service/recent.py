@@ -48,14 +48,14 @@ class RecentDecisions:
     def __init__(
         self, max_entries: int = RECENT_MAX, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self._ring: deque[RecentDecision] = deque(maxlen=max_entries)
+        self._ring: deque[tuple[float, Answer]] = deque(maxlen=max_entries)
         self._minutes: dict[int, Counter[str]] = {}
         self._clock = clock
 
     def add(self, answer: Answer) -> None:
         """Note one answer (O(1), no I/O: this runs on every routed call)."""
         now = self._clock()
-        self._ring.append(RecentDecision(datetime.fromtimestamp(now, UTC), answer))
+        self._ring.append((now, answer))  # made a RecentDecision only when asked for
         minute = int(now // 60)
         counts = self._minutes.get(minute)
         if counts is None:
@@ -71,7 +71,10 @@ class RecentDecisions:
         """The ``n`` latest answers, newest first."""
         ring = self._ring
         count = min(max(n, 0), len(ring))
-        return [ring[-1 - i] for i in range(count)]
+        return [
+            RecentDecision(datetime.fromtimestamp(ring[-1 - i][0], UTC), ring[-1 - i][1])
+            for i in range(count)
+        ]
 
     def traffic(self) -> Traffic:
         """Per-queue counts for each of the last :data:`TRAFFIC_MINUTES` minutes."""

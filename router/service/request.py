@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every call, and frozen fields cost
 class DecisionRequest:
     """One call to route (or explain), already validated by its front.
 

@@ -176,24 +176,22 @@ class MemoryStore:
         entry = self._entries.get(key)
         if entry is None:
             self._sweep(now)
-            live: _Entry = ()
+            # A record is a flat entry of its own: a new key holding one needs no copy.
+            self._entries[key] = records[0] if len(records) == 1 else _entry(records)
         else:
             self._entries.move_to_end(key)
-            live = _unexpired(entry, now) or ()
-        self._entries[key] = _replaced(live, records)
+            self._entries[key] = _replaced(_unexpired(entry, now) or (), records)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
     def _sweep(self, now: float) -> None:
         """Drop the least recently used keys whose records have all expired."""
-        dead = []
-        for index, (key, entry) in enumerate(self._entries.items()):
-            if index >= _SWEEP_PER_WRITE:
-                break
-            if _unexpired(entry, now) is None:
-                dead.append(key)
-        for key in dead:
-            del self._entries[key]
+        entries = self._entries
+        for _ in range(min(_SWEEP_PER_WRITE, len(entries))):
+            key, entry = next(iter(entries.items()))
+            if _unexpired(entry, now) is not None:
+                return
+            del entries[key]
 
     # Store -----------------------------------------------------------------
 

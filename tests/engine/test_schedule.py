@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.engine.schedule import Schedule, parse_hours
 
 from ._rules import decide_both, load_one
 
@@ -411,3 +417,41 @@ def test_a_range_ending_where_it_starts_runs_a_full_day(tmp_path):
             ("2026-11-24T10:00:00+00:00", False),
         ],
     )
+
+
+_ZONES = ("Europe/London", "Asia/Kathmandu", "America/St_Johns", "Europe/Amsterdam", "UTC")
+
+
+def _fresh_answer(schedule: Schedule, at: datetime) -> bool:
+    """What ``schedule`` answers for ``at`` with nothing remembered."""
+    return replace(schedule).is_open(at)
+
+
+_EDGES = (time(8, 30), time(17, 45), time(22, 15), time(1, 30))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    zone_name=st.sampled_from(_ZONES),
+    days=st.lists(st.dates(date(1850, 1, 1), date(2100, 1, 1)), min_size=1, max_size=4),
+    edge=st.sampled_from(_EDGES),
+    shifts=st.lists(st.integers(-150, 150), min_size=1, max_size=8),
+)
+def test_the_answer_remembered_per_minute_is_the_answer_worked_out(
+    zone_name: str, days: list[date], edge: time, shifts: list[int]
+) -> None:
+    """Each schedule remembers its last UTC minute's answer: asked again within the same
+    minute, in the next, around an opening or closing time, or in a zone whose offset then
+    was not whole minutes (Amsterdam before 1937, Kathmandu's +05:30 → +05:45), it answers
+    what a fresh schedule works out."""
+    zone = ZoneInfo(zone_name)
+    weekday = (parse_hours("08:30-17:45"),)
+    weekly = (weekday,) * 5 + ((parse_hours("22:15-01:30"),), ())
+    schedule = Schedule("desk", zone, weekly, frozenset(), {})
+    for day in days:
+        for shift in shifts:
+            local = datetime.combine(day, edge) + timedelta(seconds=shift)
+            start = local.replace(tzinfo=zone).astimezone(UTC).replace(second=0)
+            for second in range(60):  # every second of that UTC minute, in order
+                at = start + timedelta(seconds=second)
+                assert schedule.is_open(at) is _fresh_answer(schedule, at), at
