@@ -35,7 +35,7 @@ def reserve_for(budget_s: float) -> float:
     return min(max(budget_s * RESERVE_FRACTION, MIN_RESERVE_S), MAX_RESERVE_S)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: one per call, and frozen fields cost
 class Deadline:
     """When one request's answer must leave, on the ``time.monotonic`` clock.
 
@@ -73,10 +73,7 @@ class Deadline:
         budget_s = max(float(budget_ms), 0.0) / 1000.0
         reserve_s = reserve_for(budget_s) if reserve_ms is None else max(reserve_ms, 0.0) / 1000.0
         return cls(
-            started_at=time.monotonic() if started_at is None else started_at,
-            budget_s=budget_s,
-            reserve_s=reserve_s,
-            crowd=crowd,
+            time.monotonic() if started_at is None else started_at, budget_s, reserve_s, crowd
         )
 
     @property

@@ -313,6 +313,21 @@ def configure_logging(
     _route_stdlib_logging(writer, level, shared, stdlib_renderer)
 
 
+_second_text: tuple[int, str] = (-1, "")
+
+
+def _utc_timestamp() -> str:
+    """Now as structlog's ISO timestamp writes it (``2026-12-07T11:34:42.123456Z``), with
+    the date and time of day formatted once a second."""
+    global _second_text
+    now = time.time_ns() // 1000
+    second, micro = divmod(now, 1_000_000)
+    if _second_text[0] != second:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_text = (second, text)
+    return f"{_second_text[1]}.{micro:06d}Z"
+
+
 def event_line(
     logger: structlog.typing.FilteringBoundLogger, level: int, event: str, fields: dict[str, Any]
 ) -> None:
@@ -329,7 +344,7 @@ def event_line(
     if level < _fast_level:
         return
     line: dict[str, Any] = {
-        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "timestamp": _utc_timestamp(),
         "level": logging.getLevelName(level).lower(),
         "event": event,
     }

@@ -252,7 +252,7 @@ class FactGatherer:
             await asyncio.gather(
                 self._lookup_handoff(g, deadline), self._resolve_record(g, deadline)
             )
-        else:
+        elif g.record_wanted:  # (with state given, nothing is: no coroutine to run)
             await self._resolve_record(g, deadline)
 
         if g.cache and not cache_with_decision:
@@ -266,11 +266,11 @@ class FactGatherer:
     ) -> Known:
         """One store round trip for what is pushed and cached; a store fault reads as nothing."""
         g.read_keys.add((cid, sid))
-        budget = deadline.upstream_timeout()
         try:
             if not self._store.shared:  # never waits: no timer to arm
                 known = await self._store.read_known(cid, sid)
             else:
+                budget = deadline.upstream_timeout()
                 async with asyncio.timeout(budget + _STORE_GUARD_S):
                     known = await self._store.read_known(cid, sid, timeout_s=budget)
         except TimeoutError:

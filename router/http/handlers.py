@@ -78,16 +78,16 @@ async def _decision_request(
 
 def decision_request(body: RouteRequest, ruleset: str, arrival: float) -> DecisionRequest:
     """What the decision service needs of a validated route (or explain) body."""
-    return DecisionRequest(
-        conversation_id=body.conversation_id,
-        shared_id=body.shared_id,
-        ruleset=ruleset,
-        context=body.context,
-        handoff=body.handoff,
-        state=body.state,
-        budget_ms=body.budget_ms,
-        arrival=arrival,
-        at=body.at if isinstance(body, ExplainRequest) else None,
+    return DecisionRequest(  # positional, in field order: this runs on every routed call
+        body.conversation_id,
+        body.shared_id,
+        ruleset,
+        body.context,
+        body.handoff,
+        body.state,
+        body.budget_ms,
+        arrival,
+        body.at if isinstance(body, ExplainRequest) else None,
     )
 
 
