@@ -109,6 +109,10 @@ class RuleSet:
     checks: tuple[Test, ...] = field(init=False, repr=False, compare=False)
     whys: tuple[Why, ...] = field(init=False, repr=False, compare=False)
     _by_id: Mapping[str, Rule] = field(init=False, repr=False, compare=False)
+    _shown: dict[tuple[int, int], tuple[SensitivePaths, bool]] = field(
+        init=False, repr=False, compare=False
+    )
+    """Per (target, paths): whether a template of that target shows one of those paths."""
 
     def __post_init__(self) -> None:
         index = CandidateIndex([rule.when for rule in self.rules])
@@ -123,6 +127,7 @@ class RuleSet:
         object.__setattr__(self, "checks", tuple(rule_check(rule.when) for rule in rules))
         object.__setattr__(self, "whys", tuple(rule_why(rule.when) for rule in rules))
         object.__setattr__(self, "_by_id", {rule.id: rule for rule in rules})
+        object.__setattr__(self, "_shown", {})
 
     # --- public API -------------------------------------------------------------------
 
@@ -182,13 +187,26 @@ class RuleSet:
         (the common case: a few dict lookups)."""
         paths = self.sensitive if paths is None else paths
         target = self._target(decision, conversation_id or shared_id or "")
-        if target is None or not _shows_any(target, paths):
+        if target is None or not self._shows_any(target, paths):
             return decision
         scope, _ = self._scope(paths.mask(facts), None)
         label, attributes = target.render(scope.facts)
         return replace(decision, label=label, attributes=attributes)
 
     # --- internals --------------------------------------------------------------------
+
+    def _shows_any(self, target: Target, paths: SensitivePaths) -> bool:
+        """:func:`_shows_any`, worked out once per target and paths (the targets are this
+        ruleset's own; the paths object is kept with the answer, so an id is never
+        mistaken for another's)."""
+        key = (id(target), id(paths))
+        known = self._shown.get(key)
+        if known is not None and known[0] is paths:
+            return known[1]
+        shows = _shows_any(target, paths)
+        if len(self._shown) < _SHOWN_MAX:
+            self._shown[key] = (paths, shows)
+        return shows
 
     def _target(self, decision: Decision, key: str) -> Target | None:
         """The target ``decision`` rendered (its rule's, or the default's or fallback's)."""
@@ -261,6 +279,10 @@ class RuleSet:
             outcome,
             degraded,
         )
+
+
+_SHOWN_MAX = 4096
+"""Most (target, paths) answers remembered per ruleset."""
 
 
 def _shows_any(target: Target, paths: SensitivePaths) -> bool:

@@ -234,7 +234,26 @@ class FactGatherer:
         if conversation_id is None and shared_id is None:
             raise ValueError("gather needs a conversation id or a shared id")
         g = _Gathering(conversation_id, shared_id)
-        self._apply_known(g, await self._read(g, conversation_id, shared_id, deadline))
+        known = await self._read(g, conversation_id, shared_id, deadline)
+        if (
+            known is NOTHING_KNOWN
+            and inline_handoff is not None
+            and inline_state is not None
+            and not self._store.shared
+        ):
+            # Nothing pushed or cached, both given inline (the usual call): what the steps
+            # below come to, without them.
+            return GatheredFacts(
+                facts={
+                    "handoff": handoff_namespace(inline_handoff, conversation_id, shared_id),
+                    "state": dict(inline_state),
+                    "conversation": {},
+                },
+                sources={"handoff": "inline", "state": "inline", "conversation": "skipped"},
+                conversation_id=conversation_id,
+                shared_id=shared_id,
+            )
+        self._apply_known(g, known)
         if inline_handoff is not None:
             g.handoff.fill("inline", handoff_namespace(inline_handoff, g.cid, g.sid))
         if inline_state is not None:

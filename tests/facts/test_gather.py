@@ -179,6 +179,38 @@ async def test_inline_state_skips_the_record_call_and_conversation_says_so(
     assert fake.handoff_calls == 1
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [{"conversation_id": CID}, {"shared_id": SID}, {"conversation_id": CID, "shared_id": SID}],
+)
+async def test_both_inline_with_nothing_kept_is_what_the_full_precedence_gives(
+    make_gatherer: MakeGatherer, fake: FakePolyAI, ids: dict[str, str]
+) -> None:
+    """Handoff and state inline and nothing kept for the call (the usual route call) has
+    its own short way; it comes to what the full precedence gives when the store does hold
+    something for the call, but nothing that wins over inline facts (a cached lookup)."""
+    inline = {"inline_handoff": {"intent": "refund"}, "inline_state": {"tier": "gold"}}
+    gatherer, store = make_gatherer()
+    short = await gather(gatherer, **ids, **inline)
+    await store.cache_lookups(
+        ids.get("conversation_id"),
+        ids.get("shared_id"),
+        {"handoff": {"intent": "stale"}},
+        ttl_s=60,
+    )
+    full = await gather(gatherer, **ids, **inline)
+    assert short == full
+    assert short.sources == {"handoff": "inline", "state": "inline", "conversation": "skipped"}
+    assert short.facts["handoff"] == {"intent": "refund", **ids_in_handoff(ids)}
+    assert (fake.handoff_calls, fake.conversation_calls) == (0, 0)
+
+
+def ids_in_handoff(ids: Mapping[str, str]) -> dict[str, str]:
+    """The ids a handoff namespace carries for a call naming ``ids``."""
+    named = {"id": ids.get("conversation_id"), "shared_id": ids.get("shared_id")}
+    return {key: value for key, value in named.items() if value is not None}
+
+
 async def test_inline_state_with_a_pushed_conversation_keeps_the_pushed_one(
     make_gatherer: MakeGatherer, fake: FakePolyAI
 ) -> None:
