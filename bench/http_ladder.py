@@ -3,12 +3,15 @@
 Runs, in one run and in turn, the bare aiohttp endpoint of bench/http/baseline_server.py
 and ``router serve`` with its route handler cut short after each stage
 (bench/http/ladder_server.py): 0 the app with a fixed answer, 1 + validation, 2 + facts,
-3 + the rules, 4 + the store write, 5 + metrics and the log line (the real handler). Each
+3 + the rules, 4 + the store write, 5h + records, metrics and the log line (the real
+handler), all through aiohttp's request handling; then 5, the route as ``router serve``
+answers it, on the express lane (router/http/route_lane.py), and two variants of it. Each
 stage runs ``--rounds`` times, interleaved, so that drift of the shared machine lands on
 every stage alike; the table gives the median server CPU time per request and what each
 step adds to the one before.
 
-    python bench/http_ladder.py                 # ≈ 2.5 min: 3 rounds × 8 servers × 6 s
+    python bench/http_ladder.py                 # ≈ 4 min: 3 rounds × 10 servers × 6 s
+    python bench/http_ladder.py --stages a,5    # the target alone: the lane vs the baseline
     python bench/http_ladder.py --rounds 5 --duration 8 --pin
 
 Needs wrk. The servers run at ``ROUTER_LOG_LEVEL=info`` with stdout to /dev/null (the log
@@ -48,12 +51,19 @@ STAGES = (
     ("2", "+ facts gathered (memory store read, inline facts)"),
     ("3", "+ rules run, decision id, answer serialised"),
     ("4", "+ decision saved (memory store)"),
-    ("5", "+ record, masking, recent ring, metrics, log line = the real /v1/route"),
+    ("5h", "+ record, masking, recent ring, metrics, log line = /v1/route by aiohttp's handler"),
+    ("5", "/v1/route as served: the express lane (ROUTER_ROUTE_LANE=true, the default)"),
     ("5w", "/v1/route at ROUTER_LOG_LEVEL=warning (no log line)"),
     ("5n", "/v1/route with ROUTER_RECORD_MAX=0 (no decision records)"),
 )
-_SIDE_STAGES = ("5w", "5n")
+_SIDE_STAGES = ("5", "5w", "5n")
 """Variants of the full route: compared with stage 5, not a step after it."""
+
+
+def _versus(stage: str) -> str:
+    """The stage a side stage is compared with: the lane with the handler, its variants
+    with the lane."""
+    return "5h" if stage == "5" else "5"
 
 
 def start(
@@ -76,7 +86,10 @@ def start(
         "ROUTER_RULES": str(ROOT / "rules"),
         "ROUTER_API_KEYS": ROUTER_KEY,
         "ROUTER_LOG_LEVEL": "warning" if stage == "5w" else "info",
-        "ROUTER_BENCH_STAGE": stage.rstrip("wn"),
+        "ROUTER_BENCH_STAGE": stage.rstrip("hwn"),
+        # Stages 0-4 cut the aiohttp handler short, so the lane (which would answer their
+        # calls itself) is off for them, and for 5h, the handler's own full answer.
+        "ROUTER_ROUTE_LANE": "true" if stage in ("5", "5w", "5n") else "false",
     }
     if stage == "5n":
         env["ROUTER_RECORD_MAX"] = "0"
@@ -155,8 +168,8 @@ def main() -> int:
     previous: float | None = None
     for stage, label in stages:
         step = (
-            f"{cpu[stage] - cpu['5']:+.0f} vs 5"
-            if stage in _SIDE_STAGES and "5" in cpu
+            f"{cpu[stage] - cpu[_versus(stage)]:+.0f} vs {_versus(stage)}"
+            if stage in _SIDE_STAGES and _versus(stage) in cpu
             else ""
             if previous is None
             else f"{cpu[stage] - previous:+.0f}"

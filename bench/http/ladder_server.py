@@ -10,6 +10,10 @@
   5  the real ``/v1/route`` handler: + the record for replay, masking, the recent-decisions
      ring, the decision's metrics and its log line
 
+The express lane (router/http/route_lane.py) answers well-formed route calls before any
+handler runs, so bench/http_ladder.py runs stages 0-4 (and 5h, the real handler) with
+``ROUTER_ROUTE_LANE=false`` and stage 5 with it on, as served.
+
 Stages 0-4 mark the call as logged, so no ``request`` line is written either: each stage
 adds exactly one step. This is a benchmark tool: it replaces the route handler before the
 app is built and is never imported by the service.
@@ -62,7 +66,7 @@ async def route(request: web.Request) -> web.Response:
     if STAGE == 3:
         request[LOGGED] = True
         return handlers.json_response(answer)
-    await service._save(answer, gathered, deadline)
+    await service._save(answer, gathered.uncached, deadline)
     request[LOGGED] = True
     return handlers.json_response(answer)
 
