@@ -81,7 +81,8 @@ class _Node:
     def hides(self, key: str) -> bool:
         if key in self.whole:
             return True
-        return any(key.startswith(prefix) for prefix in self.prefixes)
+        prefixes = self.prefixes
+        return bool(prefixes) and key.startswith(tuple(prefixes))
 
 
 class SensitivePaths:
