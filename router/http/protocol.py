@@ -32,6 +32,9 @@ from router.ids import new_id
 
 log = structlog.get_logger("router.http")
 
+_LANE_TURNS = 3
+"""Loop turns from reading a lane call to sending its answer when it waits on nothing (read;
+decide; send)."""
 _HELD_MAX_BYTES = 1 << 20
 """Most bytes kept from a client that sends on while its route call is being answered."""
 
@@ -91,6 +94,11 @@ class RouterProtocol(RequestHandler):
         task = self._lane_task
         if task is not None:
             await asyncio.wait({task}, timeout=timeout)
+        for _ in range(_LANE_TURNS):
+            if not self._lane_busy:
+                break
+            # Decided, or read and about to be: the lane sends it at the end of a turn.
+            await asyncio.sleep(0)
         await super().shutdown(timeout)
 
     # The express lane (router/http/route_lane.py) ------------------------------------

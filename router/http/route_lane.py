@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from collections.abc import Coroutine
 from email.utils import formatdate
@@ -37,10 +38,9 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from router import jsonsafe
 from router.http.errors import ApiError, error_body, from_status
-from router.http.handlers import decision_request
 from router.http.keys import API_KEYS, SERVICE, SETTINGS
+from router.http.lane_endpoints import JSON_ANSWER, LaneEndpoint, lane_endpoints
 from router.http.middlewares import (
     REQUEST_ID_HEADER,
     SECURITY_HEADERS,
@@ -52,7 +52,6 @@ from router.http.middlewares import (
     request_id_for,
     service_refusal,
 )
-from router.http.models import RouteRequest
 from router.observe import bind_request_id, unbind_request_id
 from router.service import DecisionRequest, ServiceError
 from router.settings import ApiKey
@@ -65,17 +64,14 @@ log = structlog.get_logger("router.http")
 PATH = b"/v1/route"
 ROLE = "route"
 
-_JSON_TYPES = frozenset(
-    {b"application/json", b"application/json;charset=utf-8", b"application/json;charset=utf8"}
-)
-"""``Content-Type`` values the lane takes (lower case, spaces removed); the handler takes
-more spellings, so any other goes to it."""
-
 _REFUSED_HEADERS = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 """Headers whose handling is aiohttp's (a chunked body, ``100-continue``, a protocol
 switch): a request carrying one is handed back."""
 
 _MAX_HEADERS = 64
+_MAX_HEAD_BYTES = 8190
+"""aiohttp's own limit on a request line and on each header: a head longer than this goes to
+aiohttp, which answers as it always has (a 400 for a line too long)."""
 
 
 class ParsedRequest:
@@ -161,11 +157,12 @@ class LaneClient(Protocol):
 
 
 class RouteCall:
-    """A route call the lane has checked and will answer."""
+    """A call the lane has checked and will answer."""
 
-    __slots__ = ("request", "request_id")
+    __slots__ = ("endpoint", "request", "request_id")
 
-    def __init__(self, request: DecisionRequest, request_id: str) -> None:
+    def __init__(self, endpoint: LaneEndpoint, request: DecisionRequest, request_id: str) -> None:
+        self.endpoint = endpoint
         self.request = request
         self.request_id = request_id
 
@@ -178,6 +175,8 @@ class RouteLane:
         settings = app[SETTINGS]
         self._max_body = settings.max_body_bytes
         self._keys: tuple[ApiKey, ...] = app[API_KEYS]
+        self._signatures = bool(settings.twilio_auth_token)
+        self._endpoints = lane_endpoints(settings, settings.default_ruleset)
         after_id = dict(SECURITY_HEADERS)
         if settings.workers > 1:
             after_id[WORKER_HEADER] = str(os.getpid())
@@ -190,38 +189,47 @@ class RouteLane:
         self._date_line = b""
 
     def call(self, lane_parser: LaneParser, data: bytes, arrived_at: float) -> RouteCall | None:
-        """The route call ``data`` holds when the lane can answer it, else ``None``."""
+        """The call ``data`` holds when the lane can answer it, else ``None``."""
         parsed = lane_parser.feed(data)
-        if parsed is None or parsed.url != PATH or parsed.twice:
+        if parsed is None or parsed.twice:
+            return None
+        path, _, raw_query = parsed.url.partition(b"?")
+        endpoint = self._endpoints.get(path)
+        if endpoint is None or (raw_query and not endpoint.query):
+            return None
+        if len(data) - len(parsed.body) > _MAX_HEAD_BYTES:
             return None
         headers = parsed.headers
         if len(headers) > _MAX_HEADERS or not _REFUSED_HEADERS.isdisjoint(headers):
             return None
-        if not lane_parser.keep_alive():
+        if not lane_parser.keep_alive() or len(parsed.body) > self._max_body:
             return None
         content_type = headers.get(b"content-type", b"").replace(b" ", b"").lower()
-        if content_type not in _JSON_TYPES or len(parsed.body) > self._max_body:
+        exact = endpoint.exact_content_types
+        media = content_type.partition(b";")[0]
+        if media not in endpoint.content_types or (exact is not None and content_type not in exact):
             return None
+        query = _plain_query(raw_query)
         service: DecisionService | None = self._app.get(SERVICE)
-        if service is None:
+        if service is None or query is None:
             return None
         may_route, key = self._key(headers)
-        if not may_route:
-            return None
-        try:
-            body = RouteRequest.model_validate_json(parsed.body)
-        except ValidationError:
-            return None
-        ruleset = body.ruleset or service.default_ruleset
-        if key is not None and not key.allows(ruleset):
-            return None
-        try:
-            service.ruleset(ruleset)
-        except ServiceError:
+        if not may_route or (key is None and endpoint.signed and self._signatures):
             return None
         arrival = arrival_of(_text(headers.get(b"x-request-start")), arrived_at)
-        request_id = request_id_for(_text(headers.get(b"x-request-id")))
-        return RouteCall(decision_request(body, ruleset, arrival), request_id)
+        try:
+            request = endpoint.read(parsed.body, media, query, arrival)
+        except (ApiError, ValidationError):
+            return None
+        ruleset = request.ruleset or service.default_ruleset
+        if key is not None and not key.allows(ruleset):
+            return None
+        if endpoint.checks_ruleset:
+            try:
+                service.ruleset(ruleset)
+            except ServiceError:
+                return None
+        return RouteCall(endpoint, request, request_id_for(_text(headers.get(b"x-request-id"))))
 
     def _key(self, headers: dict[bytes, bytes]) -> tuple[bool, ApiKey | None]:
         """Whether the caller may route here, and its key (``None`` when auth is off). A
@@ -269,15 +277,17 @@ class RouteLane:
                 unbind_request_id(token)
 
     async def _respond(self, client: LaneClient, call: RouteCall, service: DecisionService) -> None:
+        endpoint = call.endpoint
         try:
-            answer = await service.decide(call.request)
+            body = await endpoint.answer(service, call.request)
         except ServiceError as exc:  # the ruleset went away since it was checked
             self._deliver(client, self._error(call, service_refusal(exc)))
         except Exception:
-            log.error("unhandled_error", route=_ROUTE, exc_info=True)
+            log.error("unhandled_error", route=endpoint.name, exc_info=True)
             self._deliver(client, self._error(call, from_status(500)))
         else:
-            self._deliver(client, self.response(200, jsonsafe.dumps(answer), call.request_id))
+            response = self.response(200, body, call.request_id, endpoint.answer_type)
+            self._deliver(client, response)
 
     def _deliver(self, client: LaneClient, response: bytes) -> None:
         """Send ``response`` at the end of this turn of the loop, with the other answers
@@ -296,22 +306,31 @@ class RouteLane:
         log.info(
             "request",
             method="POST",
-            route=_ROUTE,
+            route=call.endpoint.name,
             status=error.status,
             duration_ms=round((time.monotonic() - call.request.arrival) * 1000, 3),
             code=error.code,
         )
         body = error_body(error.code, error.message, error.details)
         extra = "".join(f"{name}: {value}\r\n" for name, value in error.headers.items())
-        return self.response(error.status, body, call.request_id, extra.encode())
+        return self.response(error.status, body, call.request_id, JSON_ANSWER, extra.encode())
 
-    def response(self, status: int, body: bytes, request_id: str, extra: bytes = b"") -> bytes:
+    def response(
+        self,
+        status: int,
+        body: bytes,
+        request_id: str,
+        content_type: bytes = JSON_ANSWER,
+        extra: bytes = b"",
+    ) -> bytes:
         """The bytes of an answer with the headers aiohttp and the middleware would send
         (``extra``: more header lines, each ending in CRLF)."""
         return b"".join(
             (
                 _status_line(status),
-                b"Content-Type: application/json; charset=utf-8\r\nContent-Length: ",
+                b"Content-Type: ",
+                content_type,
+                b"\r\nContent-Length: ",
                 str(len(body)).encode(),
                 b"\r\n",
                 self._date(),
@@ -343,6 +362,27 @@ def _status_line(status: int) -> bytes:
     return f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
 
 
+_QUERY_TEXT = re.compile(rb"[A-Za-z0-9_.~-]*")
+
+
+def _plain_query(raw: bytes) -> dict[str, str] | None:
+    """The parameters of a query string of plain ``name=value`` pairs, each name once;
+    ``None`` for anything else (escapes, ``+``, a repeated name …: aiohttp's reading of
+    those is the one that counts, so such a request goes to it)."""
+    if not raw:
+        return {}
+    query: dict[str, str] = {}
+    for pair in raw.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if not name or not _QUERY_TEXT.fullmatch(name) or not _QUERY_TEXT.fullmatch(value):
+            return None
+        key = name.decode()
+        if key in query:
+            return None
+        query[key] = value.decode()
+    return query
+
+
 def _text(value: bytes | None) -> str | None:
     """A header's value as aiohttp gives it to handlers (UTF-8, undecodable bytes kept)."""
     return None if value is None else value.decode("utf-8", "surrogateescape")
@@ -355,6 +395,8 @@ async def _carry_on(started: Coroutine[Any, Any, None], waiting: Any) -> None:
         if waiting is None:
             await asyncio.sleep(0)
         else:
+            # Taken, as a task takes a future yielded to it (else awaiting it again raises).
+            waiting._asyncio_future_blocking = False
             # The coroutine reads the outcome itself (the future's result or error) when
             # it resumes; here it only has to be done.
             with contextlib.suppress(Exception, asyncio.CancelledError):

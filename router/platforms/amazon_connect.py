@@ -16,6 +16,7 @@ missing ``Details`` or a field of the wrong type is simply not there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -38,9 +39,14 @@ from router.service.platforms import CONNECT
 
 async def handle(request: web.Request) -> web.Response:
     """Decide the contact's queue; answer Connect's ``STRING_MAP`` (under 32 KB)."""
-    event = json_object(await read_body(request))
-    ruleset = requested_ruleset(request)
-    details = mapping(event.get("Details"))
+    body = json_object(await read_body(request))
+    call = connect_call(body, requested_ruleset(request), request[ARRIVAL])
+    return json_answer(connect_answer(await decide(request, call)))
+
+
+def connect_call(body: Mapping[str, Any], ruleset: str | None, arrival: float) -> DecisionRequest:
+    """The call in a Connect Lambda event (the body, parsed)."""
+    details = mapping(body.get("Details"))
     contact = mapping(details.get("ContactData"))
     parameters = mapping(details.get("Parameters"))
     attributes = mapping(contact.get("Attributes"))
@@ -55,20 +61,16 @@ async def handle(request: web.Request) -> web.Response:
             context[key] = value
     context["attributes"] = attributes
     context["parameters"] = parameters
-    decided = await decide(
-        request,
-        DecisionRequest(
-            conversation_id=_id(parameters, attributes, "conversation_id"),
-            shared_id=_id(parameters, attributes, "shared_id"),
-            ruleset=ruleset,
-            context=context,
-            arrival=request[ARRIVAL],
-            platform=CONNECT,
-            # The initial contact id survives transfers, so a retried transfer splits alike.
-            split_key=text(contact.get("InitialContactId")) or context.get("call_id"),
-        ),
+    return DecisionRequest(
+        conversation_id=_id(parameters, attributes, "conversation_id"),
+        shared_id=_id(parameters, attributes, "shared_id"),
+        ruleset=ruleset,
+        context=context,
+        arrival=arrival,
+        platform=CONNECT,
+        # The initial contact id survives transfers, so a retried transfer splits alike.
+        split_key=text(contact.get("InitialContactId")) or context.get("call_id"),
     )
-    return json_answer(connect_answer(decided))
 
 
 def _id(parameters: Any, attributes: Any, name: str) -> str | None:

@@ -26,11 +26,13 @@ from router.metrics import PLATFORM_EMERGENCY_ANSWERS
 from router.platforms.flat import emergency_answer
 from router.service import (
     DecisionRequest,
+    DecisionService,
     NotReady,
     PlatformAnswer,
     RulesetNotFound,
     ServiceError,
 )
+from router.settings import Settings
 
 log = structlog.get_logger("router.platforms")
 
@@ -173,12 +175,21 @@ def requested_ruleset(request: web.Request) -> str | None:
 
 
 async def decide(request: web.Request, decision: DecisionRequest) -> PlatformAnswer:
+    """:func:`decide_call` for a request's call (its decision line stands for the request
+    line)."""
+    decided = await decide_call(request.app[SERVICE], request.app[SETTINGS], decision)
+    request[LOGGED] = True
+    return decided
+
+
+async def decide_call(
+    service: DecisionService, settings: Settings, decision: DecisionRequest
+) -> PlatformAnswer:
     """The service's decision for the call, or the emergency answer when no ruleset can
     decide it (none loaded, the ruleset named is not served, or a fault): a platform
     endpoint never answers 503 for a call, since the platform's flow must get a queue."""
-    service = request.app[SERVICE]
     try:
-        decided = await service.decide_for_platform(decision)
+        return await service.decide_for_platform(decision)
     except NotReady:
         reason = "not_ready"
     except RulesetNotFound:
@@ -188,11 +199,8 @@ async def decide(request: web.Request, decision: DecisionRequest) -> PlatformAns
     except Exception:
         log.exception("platform_decision_failed", platform=decision.platform)
         reason = "error"
-    else:
-        request[LOGGED] = True  # the decision line stands for the request line
-        return decided
     ruleset = decision.ruleset if decision.ruleset is not None else service.default_ruleset
-    queue = request.app[SETTINGS].emergency_queue
+    queue = settings.emergency_queue
     PLATFORM_EMERGENCY_ANSWERS.labels(platform=decision.platform, reason=reason).inc()
     log.warning(
         "platform_emergency_answer",

@@ -14,6 +14,9 @@ would fail the action.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiohttp import web
 
 from router.http.keys import ARRIVAL
@@ -36,7 +39,12 @@ _FIELDS = frozenset({"conversation_id", "shared_id", "genesys_conversation_id", 
 async def handle(request: web.Request) -> web.Response:
     """Decide the interaction's queue; answer the data action's output contract."""
     body = json_object(await read_body(request))
-    ruleset = requested_ruleset(request)
+    call = genesys_call(body, requested_ruleset(request), request[ARRIVAL])
+    return json_answer(genesys_answer(await decide(request, call)))
+
+
+def genesys_call(body: Mapping[str, Any], ruleset: str | None, arrival: float) -> DecisionRequest:
+    """The call in a data action's request (the body, parsed)."""
     context = fields_context(
         body,
         _FIELDS,
@@ -45,17 +53,12 @@ async def handle(request: web.Request) -> web.Response:
         dnis=body.get("dnis"),
         call_id=body.get("genesys_conversation_id"),
     )
-    call_id = context.get("call_id")
-    decided = await decide(
-        request,
-        DecisionRequest(
-            conversation_id=valid_id(body.get("conversation_id")),
-            shared_id=valid_id(body.get("shared_id")),
-            ruleset=ruleset,
-            context=context,
-            arrival=request[ARRIVAL],
-            platform=GENESYS,
-            split_key=call_id,
-        ),
+    return DecisionRequest(
+        conversation_id=valid_id(body.get("conversation_id")),
+        shared_id=valid_id(body.get("shared_id")),
+        ruleset=ruleset,
+        context=context,
+        arrival=arrival,
+        platform=GENESYS,
+        split_key=context.get("call_id"),
     )
-    return json_answer(genesys_answer(decided))

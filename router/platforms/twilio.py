@@ -20,6 +20,7 @@ Both accept an API key (Studio can send one only as Basic auth in the URL) or, w
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -44,6 +45,7 @@ from router.platforms.front import (
 from router.platforms.twilio_signature import SIGNATURE_HEADER, signature_matches, signed_url
 from router.service import DecisionRequest, PlatformAnswer
 from router.service.platforms import TWILIO
+from router.settings import Settings
 
 TWIML = "text/xml"
 _XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -63,9 +65,19 @@ async def voice(request: web.Request) -> web.Response:
         ruleset = requested_ruleset(request)
     except ApiError as error:
         return _twiml(_SILENT, error.status, error.headers)
+    call = voice_call(raw, request.query, request.app[SETTINGS], ruleset, request[ARRIVAL])
+    return _twiml(enqueue_twiml(await decide(request, call)))
+
+
+def voice_call(
+    raw: bytes,
+    query: Mapping[str, str],
+    settings: Settings,
+    ruleset: str | None,
+    arrival: float,
+) -> DecisionRequest:
+    """The call in a Voice webhook's form body (and the URL's query string)."""
     call, sip_headers = _voice_parameters(raw)
-    settings = request.app[SETTINGS]
-    query = request.query
     call_sid = text(call.get("CallSid"))
     context: dict[str, Any] = {"platform": TWILIO}
     put_number(context, "ani", "sip_from", call.get("From"))
@@ -83,18 +95,14 @@ async def voice(request: web.Request) -> web.Response:
     )
     if conversation_id is None and shared_id is None:
         shared_id = valid_id(call_sid)  # no id given: the call's own (contract §7.2)
-    decided = await decide(
-        request,
-        DecisionRequest(
-            conversation_id=conversation_id,
-            shared_id=shared_id,
-            ruleset=ruleset,
-            context=context,
-            arrival=request[ARRIVAL],
-            platform=TWILIO,
-        ),
+    return DecisionRequest(
+        conversation_id=conversation_id,
+        shared_id=shared_id,
+        ruleset=ruleset,
+        context=context,
+        arrival=arrival,
+        platform=TWILIO,
     )
-    return _twiml(_enqueue(decided))
 
 
 def _voice_parameters(raw: bytes) -> tuple[dict[str, str], dict[str, str]]:
@@ -119,13 +127,18 @@ def _voice_parameters(raw: bytes) -> tuple[dict[str, str], dict[str, str]]:
 async def studio(request: web.Request) -> web.Response:
     """Decide the call's queue; answer flat JSON for the Studio flow's next widgets."""
     raw = await read_body(request)
-    if _is_json(request, raw):
-        _authorise(request, raw, is_json=True)
-        body = json_object(raw)
-    else:
-        _authorise(request, raw)
-        body = dict(form_fields(raw))
+    is_json = is_json_body(request.content_type, raw)
+    _authorise(request, raw, is_json=is_json)
+    body = json_object(raw) if is_json else dict(form_fields(raw))
     ruleset = requested_ruleset(request)
+    call = studio_call(body, request.query, ruleset, request[ARRIVAL])
+    return json_answer(studio_answer(await decide(request, call)))
+
+
+def studio_call(
+    body: Mapping[str, Any], query: Mapping[str, str], ruleset: str | None, arrival: float
+) -> DecisionRequest:
+    """The call in the Studio widget's parameters (parsed from JSON or the form)."""
     context = fields_context(
         body,
         _STUDIO_FIELDS,
@@ -134,24 +147,19 @@ async def studio(request: web.Request) -> web.Response:
         dnis=body.get("to"),
         call_id=body.get("call_sid"),
     )
-    call_sid = context.get("call_id")
-    decided = await decide(
-        request,
-        DecisionRequest(
-            conversation_id=valid_id(body.get("conversation_id"))
-            or valid_id(request.query.get("conversation_id")),
-            shared_id=valid_id(body.get("shared_id")) or valid_id(request.query.get("shared_id")),
-            ruleset=ruleset,
-            context=context,
-            arrival=request[ARRIVAL],
-            platform=TWILIO,
-            split_key=call_sid,
-        ),
+    return DecisionRequest(
+        conversation_id=valid_id(body.get("conversation_id"))
+        or valid_id(query.get("conversation_id")),
+        shared_id=valid_id(body.get("shared_id")) or valid_id(query.get("shared_id")),
+        ruleset=ruleset,
+        context=context,
+        arrival=arrival,
+        platform=TWILIO,
+        split_key=context.get("call_id"),
     )
-    return json_answer(studio_answer(decided))
 
 
-def _enqueue(decided: PlatformAnswer) -> bytes:
+def enqueue_twiml(decided: PlatformAnswer) -> bytes:
     """TwiML enqueueing the call: into the mapped TaskRouter workflow with the task
     attributes, or, with no workflow mapped, into the Twilio queue of the queue's name."""
     answer = decided.answer
@@ -192,9 +200,9 @@ def _twiml(body: bytes, status: int = 200, headers: Any = None) -> web.Response:
     )
 
 
-def _is_json(request: web.Request, raw: bytes) -> bool:
-    """A JSON body: declared so, or undeclared and starting like a JSON object."""
-    content_type = request.content_type
+def is_json_body(content_type: str, raw: bytes) -> bool:
+    """A JSON body: declared so (``content_type``: the media type alone, lower case), or
+    undeclared and starting like a JSON object."""
     if content_type == "application/json":
         return True
     return content_type != "application/x-www-form-urlencoded" and raw.lstrip()[:1] == b"{"

@@ -162,8 +162,11 @@ class DecisionService:
                 except Exception:  # never lose the others' for one
                     log.exception("decision_not_saved")
         for entry in pending:
-            self._recent.add(entry.answer)
-            observe_decision(entry.answer, facts=entry.log_facts, platform=entry.platform)
+            try:
+                self._recent.add(entry.answer)
+                observe_decision(entry.answer, facts=entry.log_facts, platform=entry.platform)
+            except Exception:  # never lose the others' for one
+                log.exception("decision_not_reported")
 
     def _keep_now(
         self,
@@ -188,9 +191,18 @@ class DecisionService:
 
     def answers_without_waiting(self, request: DecisionRequest) -> bool:
         """True when :meth:`decide` cannot wait on anything for ``request``: the store is
-        this process's memory and the call brings its handoff and state, so nothing is
-        looked up. A front may then run it to its end at once, outside a task."""
-        return not self.store.shared and request.handoff is not None and request.state is not None
+        this process's memory and nothing is looked up (the call brings its handoff and
+        state, or there is no PolyAI API key to look up with). A front may then run it to
+        its end at once, outside a task.
+
+        It must stay exact: code run outside a task cannot enter ``asyncio.timeout`` (the
+        upstream and shared-store waits do), so a call this says yes to must reach no wait
+        of that kind (``tests/http/test_route_lane.py`` checks that the usual call makes no
+        task, and the lane finishes a call that waits on a bare future in one)."""
+        if self.store.shared:
+            return False
+        inline = request.handoff is not None and request.state is not None
+        return inline or not self.settings.lookups_enabled
 
     async def decide(self, request: DecisionRequest) -> Answer:
         """Route one call: gather its facts, decide, keep the decision, report it."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -20,78 +19,8 @@ from router.http.middlewares import SECURITY_HEADERS
 from router.http.protocol import RouterProtocol
 from tests.fakes.polyai import FakePolyAI, Reply
 from tests.http.conftest import API_KEY, MakeClient
+from tests.http.raw_http import BODY, Answer, exchange, read_answer, route_request
 from tests.waiting import eventually
-
-BODY = orjson.dumps(
-    {
-        "conversation_id": "lane-1",
-        "context": {"dnis": "+442071234567"},
-        "handoff": {"handoff_reason": "refund"},
-        "state": {"customer_tier": "gold"},
-    }
-)
-
-
-def route_request(
-    body: bytes = BODY,
-    *,
-    key: str = API_KEY,
-    extra: bytes = b"",
-    version: bytes = b"HTTP/1.1",
-    path: bytes = b"/v1/route",
-) -> bytes:
-    return (
-        b"POST " + path + b" " + version + b"\r\nHost: router\r\n"
-        b"Authorization: Bearer " + key.encode() + b"\r\n"
-        b"Content-Type: application/json\r\n"
-        + extra
-        + b"Content-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
-
-
-class Answer:
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name: str) -> str:
-        return next(value for key, value in self.headers if key.lower() == name.lower())
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-
-async def read_answer(reader: asyncio.StreamReader) -> Answer:
-    """One HTTP/1.1 answer with a Content-Length body (skipping interim 1xx answers)."""
-    while True:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=20)
-        status_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
-        status = int(status_line.split()[1])
-        headers = [(k, v.strip()) for k, _, v in (line.partition(":") for line in lines)]
-        if status >= 200:
-            break
-    length = int(next(v for k, v in headers if k.lower() == "content-length"))
-    body = await asyncio.wait_for(reader.readexactly(length), timeout=20)
-    return Answer(status, headers, body)
-
-
-async def exchange(client: TestClient[Any, Any], *chunks: bytes, answers: int = 1) -> list[Answer]:
-    """Send ``chunks`` on one connection (each its own write, drained before the next), then
-    read ``answers`` answers."""
-    assert client.port is not None
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
-    try:
-        for chunk in chunks:
-            writer.write(chunk)
-            await writer.drain()
-            await asyncio.sleep(0)
-        return [await read_answer(reader) for _ in range(answers)]
-    finally:
-        writer.close()
 
 
 @pytest.fixture
@@ -176,6 +105,9 @@ CHUNKED_BODY = b"%x\r\n%s\r\n0\r\n\r\n" % (len(BODY), BODY)
         pytest.param((route_request(extra=b"Content-Type: text/plain\r\n"),), 400, id="type-twice"),
         pytest.param((route_request(extra=b"Content-Length: 3\r\n"),), 400, id="length-twice"),
         pytest.param((route_request(key="wrong"),), 401, id="wrong-key"),
+        pytest.param(
+            (route_request(extra=b"X-Junk: " + b"j" * 9_000 + b"\r\n"),), 400, id="huge-header"
+        ),
         pytest.param((route_request(b'{"conversation_id": 7}'),), 422, id="invalid-body"),
         pytest.param((route_request(b"{nope"),), 400, id="not-json"),
         pytest.param((route_request(b'{"ruleset": "nope", "shared_id": "s"}'),), 404, id="ruleset"),
@@ -318,3 +250,29 @@ async def test_a_graceful_close_waits_for_the_answer_the_lane_is_making(
     assert answer.status == 200
     assert answer.json()["degraded"] is True
     assert len(lane_calls) == 1
+
+
+async def test_a_call_started_by_hand_that_waits_is_carried_on_as_a_task_would() -> None:
+    """``_carry_on`` finishes a coroutine the lane started by hand once it waits: on a
+    future (its result, or its error, reaching the coroutine) and on a bare yield."""
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_future(), loop.create_future()
+    seen: list[Any] = []
+
+    async def call() -> None:
+        seen.append(await first)
+        await asyncio.sleep(0)
+        try:
+            await second
+        except LookupError as exc:
+            seen.append(repr(exc))
+
+    started = call()
+    waiting = started.send(None)
+    assert waiting is first
+    carrying = loop.create_task(route_lane._carry_on(started, waiting))
+    first.set_result("answered")
+    await eventually(lambda: seen == ["answered"])
+    second.set_exception(LookupError("gone"))
+    await asyncio.wait_for(carrying, timeout=20)
+    assert seen == ["answered", "LookupError('gone')"]
