@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     read_timeout_s: float = Field(default=10, gt=0, alias="ROUTER_READ_TIMEOUT_S")
     """A request whose head, or whose body, has not arrived in this time is closed (v1.2)."""
     route_lane: bool = Field(default=True, alias="ROUTER_ROUTE_LANE")
-    """Answer well-formed ``POST /v1/route`` calls on the express lane
+    """Answer well-formed ``POST /v1/route`` and platform-endpoint calls on the express lane
     (:mod:`router.http.route_lane`); ``false`` sends every request through aiohttp."""
     default_ruleset: str = Field(default="default", alias="ROUTER_DEFAULT_RULESET")
     """The ruleset readiness depends on (and requests use when they name none)."""

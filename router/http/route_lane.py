@@ -1,24 +1,30 @@
-"""The express lane for ``POST /v1/route``: a well-formed route call answered straight from
-its connection, without aiohttp's per-request machinery.
+"""The express lane: a well-formed call to ``POST /v1/route`` or a platform endpoint
+answered straight from its connection, without aiohttp's per-request machinery.
 
 For each request aiohttp builds a request object, a header multidict, a task step, the
 middleware chain, a response object and a writer: ~30 µs of CPU, three times what the
 socket and the event loop cost, and as much again as the router's own work on a call with
-inline facts. The lane skips that for the call the router exists for, and only for it:
+inline facts. The lane skips that for the calls the router exists for, and only for them
+(the endpoints and how each reads its call: :mod:`router.http.lane_endpoints`):
 
-- one chunk read from the socket holds exactly one complete ``POST /v1/route`` HTTP/1.1
-  request, kept alive, with a ``Content-Length`` body of JSON — parsed by httptools
-  (llhttp, Node's parser, which aiohttp's own C parser is also built on);
+- one chunk read from the socket holds exactly one complete ``POST`` HTTP/1.1 request to
+  one of those endpoints, kept alive, with a ``Content-Length`` body of the endpoint's
+  media type — parsed by httptools (llhttp, Node's parser, which aiohttp's own C parser is
+  also built on);
 - nothing in it needs aiohttp: no ``Transfer-Encoding``, ``Expect`` or ``Upgrade``, no
-  header given twice, no query string;
-- its API key may route (role and ruleset, as the middleware checks them), its body is a
-  valid route request (:class:`~router.http.models.RouteRequest`) and its ruleset serves.
+  header given twice, a head within aiohttp's line limit, no query string but plain
+  ``name=value`` pairs (and none at all on ``/v1/route``);
+- its API key may route (role and ruleset, as the middleware checks them; a Twilio
+  request relying on its signature instead goes to the handler, which checks it), and the
+  endpoint reads a call from its body (``/v1/route``: a valid route request whose
+  ruleset serves).
 
 Anything else goes to aiohttp exactly as it arrived, which answers it as it always has (a
 401, a 422 naming the field, a 413 …): the lane decides nothing it has not fully checked,
 so handing a request back never decides it twice. A connection handed back once stays
 with aiohttp. The lane's answer has the same status, headers and body as the handler's,
-and the same ``decision`` log line (``tests/http/test_route_lane.py`` compares the two).
+and the same ``decision`` log line (``tests/http/test_route_lane.py`` and
+``tests/platforms/test_lane.py`` compare the two).
 """
 
 from __future__ import annotations

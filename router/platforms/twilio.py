@@ -19,7 +19,6 @@ Both accept an API key (Studio can send one only as Basic auth in the URL) or, w
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +52,7 @@ _SILENT = _XML_HEAD + b"<Response/>"
 _RESPONSE = _XML_HEAD + b"<Response>"
 _END_ENQUEUE = b"</Enqueue></Response>"
 _SIP_PREFIX = b"SipHeader_"
-_VOICE_PARAMETER = re.compile(rb"(?:^|&)(CallSid|From|To|SipHeader_[^=&]*)=([^&]*)")
+_CALL_PARAMETERS = frozenset({b"CallSid", b"From", b"To"})
 _STUDIO_FIELDS = frozenset({"conversation_id", "shared_id", "call_sid", "from", "to"})
 
 
@@ -108,19 +107,20 @@ def voice_call(
 def _voice_parameters(raw: bytes) -> tuple[dict[str, str], dict[str, str]]:
     """The call parameters this endpoint reads (``CallSid``, ``From``, ``To``) and the
     custom SIP headers (``SipHeader_…``, by lower-cased header name), from the form body.
-
-    Only those are found and decoded (names as Twilio writes them, unescaped): a webhook
-    carries a dozen more parameters, and decoding each would cost more than the rest of
-    the endpoint. The last of repeated names wins.
+    Only those are decoded (names as Twilio writes them, unescaped): a webhook carries a
+    dozen more parameters, and decoding each would cost more than the rest of the
+    endpoint. The last of repeated names wins; a part with no ``=`` is no parameter.
     """
     call: dict[str, str] = {}
     sip: dict[str, str] = {}
-    for match in _VOICE_PARAMETER.finditer(raw):
-        name, value = match.groups()
-        if name.startswith(_SIP_PREFIX):
-            sip[form_text(name[len(_SIP_PREFIX) :]).lower()] = form_text(value)
-        else:
+    for part in raw.split(b"&"):
+        name, equals, value = part.partition(b"=")
+        if not equals:
+            continue
+        if name in _CALL_PARAMETERS:
             call[name.decode()] = form_text(value)
+        elif name.startswith(_SIP_PREFIX):
+            sip[form_text(name[len(_SIP_PREFIX) :]).lower()] = form_text(value)
     return call, sip
 
 

@@ -13,7 +13,9 @@ from router.platforms.front import form_fields, put_number, valid_id
 from router.platforms.twilio import _voice_parameters
 from tests.platforms.conftest import fixture_text
 
-FORM_TEXT = st.text(alphabet=st.sampled_from(list("ab=&%+#?/ ;:é€\x00\n2F0E8Aaf\\[]")), max_size=40)
+FORM_TEXT = st.text(
+    alphabet=st.sampled_from(list("ab=&%+#?/ ;:@é€\x00\n2F0E8Aaf34B\\[]")), max_size=40
+)
 
 
 @settings(max_examples=500, deadline=None)
