@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 import structlog
@@ -80,18 +80,23 @@ def form_fields(raw: bytes) -> list[tuple[str, str]]:
     ``urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True)`` reads from UTF-8 text.
     Never fails: bytes that are not UTF-8 become U+FFFD (every body reads as some form)."""
     fields: list[tuple[str, str]] = []
-    for part in raw.split(b"&"):
+    for part in raw.decode("utf-8", "replace").split("&"):
         if part:
-            name, _, value = part.partition(b"=")
-            fields.append((_text_of(name), _text_of(value)))
+            name, _, value = part.partition("=")
+            if "%" in part or "+" in part:
+                name, value = _unescaped(name), _unescaped(value)
+            fields.append((name, value))
     return fields
 
 
-def _text_of(raw: bytes) -> str:
-    """:func:`form_text`, with plain text (no ``%`` or ``+``: most names) decoded at once."""
-    if b"%" in raw or b"+" in raw:
-        return form_text(raw)
-    return raw.decode("utf-8", "replace")
+def _unescaped(text: str) -> str:
+    """A form name or value as ``parse_qsl`` reads it (``+`` a space, ``%XX`` UTF-8)."""
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    common = text.replace("%3A", ":").replace("%2B", "+").replace("%40", "@")
+    return common if "%" not in common else unquote(text, errors="replace")
 
 
 def form_text(raw: bytes) -> str:

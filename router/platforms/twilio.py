@@ -51,8 +51,8 @@ _XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?>'
 _SILENT = _XML_HEAD + b"<Response/>"
 _RESPONSE = _XML_HEAD + b"<Response>"
 _END_ENQUEUE = b"</Enqueue></Response>"
-_SIP_PREFIX = b"SipHeader_"
-_CALL_PARAMETERS = frozenset({b"CallSid", b"From", b"To"})
+_CALL_PARAMETERS = ((b"&CallSid=", "CallSid"), (b"&From=", "From"), (b"&To=", "To"))
+_SIP_PARAMETER = b"&SipHeader_"
 _STUDIO_FIELDS = frozenset({"conversation_id", "shared_id", "call_sid", "from", "to"})
 
 
@@ -107,20 +107,27 @@ def voice_call(
 def _voice_parameters(raw: bytes) -> tuple[dict[str, str], dict[str, str]]:
     """The call parameters this endpoint reads (``CallSid``, ``From``, ``To``) and the
     custom SIP headers (``SipHeader_…``, by lower-cased header name), from the form body.
-    Only those are decoded (names as Twilio writes them, unescaped): a webhook carries a
-    dozen more parameters, and decoding each would cost more than the rest of the
+    Only those are found (by name, as Twilio writes them, unescaped) and decoded: a webhook
+    carries a dozen more parameters, and reading each would cost more than the rest of the
     endpoint. The last of repeated names wins; a part with no ``=`` is no parameter.
     """
+    body = b"&" + raw
     call: dict[str, str] = {}
+    for key, name in _CALL_PARAMETERS:
+        start = body.rfind(key)
+        if start >= 0:
+            start += len(key)
+            end = body.find(b"&", start)
+            call[name] = form_text(body[start:] if end < 0 else body[start:end])
     sip: dict[str, str] = {}
-    for part in raw.split(b"&"):
-        name, equals, value = part.partition(b"=")
-        if not equals:
-            continue
-        if name in _CALL_PARAMETERS:
-            call[name.decode()] = form_text(value)
-        elif name.startswith(_SIP_PREFIX):
-            sip[form_text(name[len(_SIP_PREFIX) :]).lower()] = form_text(value)
+    at = body.find(_SIP_PARAMETER)
+    while at >= 0:
+        start = at + len(_SIP_PARAMETER)
+        end = body.find(b"&", start)
+        header, equals, value = (body[start:] if end < 0 else body[start:end]).partition(b"=")
+        if equals:
+            sip[form_text(header).lower()] = form_text(value)
+        at = body.find(_SIP_PARAMETER, start)
     return call, sip
 
 
