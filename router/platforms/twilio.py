@@ -94,13 +94,10 @@ def voice_call(
     )
     if conversation_id is None and shared_id is None:
         shared_id = valid_id(call_sid)  # no id given: the call's own (contract §7.2)
+    # Positional, in field order (DecisionRequest): a webhook is the hot path of a Twilio
+    # deployment, and keywords cost a microsecond.
     return DecisionRequest(
-        conversation_id=conversation_id,
-        shared_id=shared_id,
-        ruleset=ruleset,
-        context=context,
-        arrival=arrival,
-        platform=TWILIO,
+        conversation_id, shared_id, ruleset, context, None, None, None, arrival, None, TWILIO
     )
 
 
