@@ -47,7 +47,9 @@ class LaneEndpoint:
     """One endpoint the lane answers."""
 
     name: str
-    """The route's name in the app (what logs and roles know it by)."""
+    """The route's name in the app."""
+    path: str
+    """Its path, as request log lines name it."""
     content_types: frozenset[bytes]
     """Request ``Content-Type`` media types taken (lower case, without parameters)."""
     exact_content_types: frozenset[bytes] | None
@@ -110,52 +112,66 @@ def lane_endpoints(settings: Settings, default_ruleset: str) -> dict[bytes, Lane
 
         return answer
 
-    return {
-        b"/v1/route": LaneEndpoint(
-            "route", _JSON, _JSON_ROUTE_TYPES, JSON_ANSWER, False, False, route, route_answer, True
+    endpoints = (
+        LaneEndpoint(
+            name="route",
+            path="/v1/route",
+            content_types=_JSON,
+            exact_content_types=_JSON_ROUTE_TYPES,
+            answer_type=JSON_ANSWER,
+            query=False,
+            signed=False,
+            read=route,
+            answer=route_answer,
+            checks_ruleset=True,
         ),
-        b"/v1/platforms/amazon-connect": LaneEndpoint(
-            "platform_amazon_connect",
-            _JSON,
-            None,
-            JSON_ANSWER,
-            True,
-            False,
-            connect,
-            platform(connect_answer),
-            False,
+        LaneEndpoint(
+            name="platform_amazon_connect",
+            path="/v1/platforms/amazon-connect",
+            content_types=_JSON,
+            exact_content_types=None,
+            answer_type=JSON_ANSWER,
+            query=True,
+            signed=False,
+            read=connect,
+            answer=platform(connect_answer),
+            checks_ruleset=False,
         ),
-        b"/v1/platforms/genesys": LaneEndpoint(
-            "platform_genesys",
-            _JSON,
-            None,
-            JSON_ANSWER,
-            True,
-            False,
-            genesys,
-            platform(genesys_answer),
-            False,
+        LaneEndpoint(
+            name="platform_genesys",
+            path="/v1/platforms/genesys",
+            content_types=_JSON,
+            exact_content_types=None,
+            answer_type=JSON_ANSWER,
+            query=True,
+            signed=False,
+            read=genesys,
+            answer=platform(genesys_answer),
+            checks_ruleset=False,
         ),
-        b"/v1/platforms/twilio/voice": LaneEndpoint(
-            "platform_twilio_voice",
-            _FORM,
-            None,
-            TWIML_ANSWER,
-            True,
-            True,
-            voice,
-            platform(enqueue_twiml),
-            False,
+        LaneEndpoint(
+            name="platform_twilio_voice",
+            path="/v1/platforms/twilio/voice",
+            content_types=_FORM,
+            exact_content_types=None,
+            answer_type=TWIML_ANSWER,
+            query=True,
+            signed=True,
+            read=voice,
+            answer=platform(enqueue_twiml),
+            checks_ruleset=False,
         ),
-        b"/v1/platforms/twilio/studio": LaneEndpoint(
-            "platform_twilio_studio",
-            _JSON | _FORM,
-            None,
-            JSON_ANSWER,
-            True,
-            True,
-            studio,
-            platform(studio_answer),
-            False,
+        LaneEndpoint(
+            name="platform_twilio_studio",
+            path="/v1/platforms/twilio/studio",
+            content_types=_JSON | _FORM,
+            exact_content_types=None,
+            answer_type=JSON_ANSWER,
+            query=True,
+            signed=True,
+            read=studio,
+            answer=platform(studio_answer),
+            checks_ruleset=False,
         ),
-    }
+    )
+    return {endpoint.path.encode(): endpoint for endpoint in endpoints}

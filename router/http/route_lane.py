@@ -261,8 +261,8 @@ class RouteLane:
         memory store: no task, no further turn of the loop), else in a task.
 
         Reading all, then deciding all, then sending all (:meth:`_deliver`) keeps each
-        step's code and data warm in the CPU's caches across a burst of calls: measured,
-        it costs a third less CPU per call than one call at a time end to end."""
+        step's code and data warm in the CPU's caches across a burst of calls: measured
+        under load, ~10 % less CPU per call than deciding each call where it is read."""
         queued, self._queued = self._queued, []
         service = self._app[SERVICE]
         loop = asyncio.get_running_loop()
@@ -289,7 +289,7 @@ class RouteLane:
         except ServiceError as exc:  # the ruleset went away since it was checked
             self._deliver(client, self._error(call, service_refusal(exc)))
         except Exception:
-            log.error("unhandled_error", route=endpoint.name, exc_info=True)
+            log.error("unhandled_error", route=endpoint.path, exc_info=True)
             self._deliver(client, self._error(call, from_status(500)))
         else:
             response = self.response(200, body, call.request_id, endpoint.answer_type)
@@ -312,7 +312,7 @@ class RouteLane:
         log.info(
             "request",
             method="POST",
-            route=call.endpoint.name,
+            route=call.endpoint.path,
             status=error.status,
             duration_ms=round((time.monotonic() - call.request.arrival) * 1000, 3),
             code=error.code,

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 from router.http import route_lane
+from router.http.keys import SETTINGS
+from router.http.lane_endpoints import lane_endpoints
+from router.http.middlewares import ROLE_PREFIXES, ROUTE_ROLES
 from tests.http.raw_http import Answer, exchange, route_request
 from tests.platforms.conftest import (
     API_KEY,
@@ -114,3 +117,22 @@ async def test_a_query_string_the_lane_does_not_read_goes_to_the_handler(
     )
     assert answer.status == 200
     assert not lane_calls
+
+
+def test_every_lane_endpoint_is_the_apps_route_of_that_name_and_needs_the_route_role(
+    client: Any,
+) -> None:
+    """The lane answers only endpoints the app serves under the same name and path, each
+    needing the role the lane checks (``route``): a renamed or moved route fails here."""
+    settings = client.app[SETTINGS]
+    routes = {
+        route.name: route.resource.canonical
+        for route in client.app.router.routes()
+        if route.name is not None and route.resource is not None
+    }
+    for path, endpoint in lane_endpoints(settings, settings.default_ruleset).items():
+        assert path.decode() == endpoint.path == routes[endpoint.name]
+        role = ROUTE_ROLES.get(endpoint.path) or next(
+            role for prefix, role in ROLE_PREFIXES if endpoint.path.startswith(prefix)
+        )
+        assert role == route_lane.ROLE
