@@ -19,6 +19,7 @@ Both accept an API key (Studio can send one only as Basic auth in the URL) or, w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -172,16 +173,22 @@ def enqueue_twiml(decided: PlatformAnswer) -> bytes:
     priority = b"" if answer.priority is None else b' priority="%d"' % answer.priority
     return b"".join(
         (
-            _RESPONSE,
-            b'<Enqueue workflowSid="',
-            _xml(decided.workflow.encode(), quote=True),
-            b'"><Task',
+            _enqueue_workflow(decided.workflow),
             priority,
             b">",
             _xml(task_attributes(decided)),
             b"</Task>",
             _END_ENQUEUE,
         )
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _enqueue_workflow(workflow: str) -> bytes:
+    """The TwiML up to the ``<Task`` of an enqueue into ``workflow`` (workflows come from
+    rule files, so the cache stays small)."""
+    return b"".join(
+        (_RESPONSE, b'<Enqueue workflowSid="', _xml(workflow.encode(), quote=True), b'"><Task')
     )
 
 

@@ -215,10 +215,9 @@ class DecisionService:
         of the rules to name the platform's own queue."""
         answer, ruleset = await self._decide(request)
         maps = ruleset.platforms
+        platform = request.platform
         return PlatformAnswer(
-            answer,
-            queue_id=maps.queue_id(request.platform, answer.queue),
-            workflow=maps.workflow(request.platform),
+            answer, maps.queue_id(platform, answer.queue), maps.workflow(platform)
         )
 
     async def _decide(self, request: DecisionRequest) -> tuple[Answer, RuleSet]:
