@@ -52,19 +52,19 @@ class LaneEndpoint:
     """Its path, as request log lines name it."""
     content_types: frozenset[bytes]
     """Request ``Content-Type`` media types taken (lower case, without parameters)."""
-    exact_content_types: frozenset[bytes] | None
-    """When set, the whole ``Content-Type`` value (lower case, spaces removed) must be one
-    of these."""
-    answer_type: bytes
-    query: bool
-    """Whether a query string is read (``?ruleset=…``, ids); else a request with one goes to
-    aiohttp."""
-    signed: bool
-    """May authenticate by Twilio's signature instead of a key: with auth off and
-    ``ROUTER_TWILIO_AUTH_TOKEN`` set, the handler checks it, so the lane does not take it."""
     read: Read
     answer: Answer
-    checks_ruleset: bool
+    answer_type: bytes = JSON_ANSWER
+    exact_content_types: frozenset[bytes] | None = None
+    """When set, the whole ``Content-Type`` value (lower case, spaces removed) must be one
+    of these."""
+    query: bool = True
+    """Whether a query string is read (``?ruleset=…``, ids); else a request with one goes to
+    aiohttp."""
+    signed: bool = False
+    """May authenticate by Twilio's signature instead of a key: with auth off and
+    ``ROUTER_TWILIO_AUTH_TOKEN`` set, the handler checks it, so the lane does not take it."""
+    checks_ruleset: bool = False
     """The call names a ruleset that must serve (``/v1/route``: else a 404 or 503 from the
     handler); a platform endpoint answers the emergency queue instead."""
 
@@ -114,64 +114,41 @@ def lane_endpoints(settings: Settings, default_ruleset: str) -> dict[bytes, Lane
 
     endpoints = (
         LaneEndpoint(
-            name="route",
-            path="/v1/route",
-            content_types=_JSON,
+            "route",
+            "/v1/route",
+            _JSON,
+            route,
+            route_answer,
             exact_content_types=_JSON_ROUTE_TYPES,
-            answer_type=JSON_ANSWER,
             query=False,
-            signed=False,
-            read=route,
-            answer=route_answer,
             checks_ruleset=True,
         ),
         LaneEndpoint(
-            name="platform_amazon_connect",
-            path="/v1/platforms/amazon-connect",
-            content_types=_JSON,
-            exact_content_types=None,
-            answer_type=JSON_ANSWER,
-            query=True,
-            signed=False,
-            read=connect,
-            answer=platform(connect_answer),
-            checks_ruleset=False,
+            "platform_amazon_connect",
+            "/v1/platforms/amazon-connect",
+            _JSON,
+            connect,
+            platform(connect_answer),
         ),
         LaneEndpoint(
-            name="platform_genesys",
-            path="/v1/platforms/genesys",
-            content_types=_JSON,
-            exact_content_types=None,
-            answer_type=JSON_ANSWER,
-            query=True,
-            signed=False,
-            read=genesys,
-            answer=platform(genesys_answer),
-            checks_ruleset=False,
+            "platform_genesys", "/v1/platforms/genesys", _JSON, genesys, platform(genesys_answer)
         ),
         LaneEndpoint(
-            name="platform_twilio_voice",
-            path="/v1/platforms/twilio/voice",
-            content_types=_FORM,
-            exact_content_types=None,
+            "platform_twilio_voice",
+            "/v1/platforms/twilio/voice",
+            _FORM,
+            voice,
+            platform(enqueue_twiml),
             answer_type=TWIML_ANSWER,
-            query=True,
             signed=True,
-            read=voice,
-            answer=platform(enqueue_twiml),
-            checks_ruleset=False,
         ),
         LaneEndpoint(
-            name="platform_twilio_studio",
-            path="/v1/platforms/twilio/studio",
-            content_types=_JSON | _FORM,
-            exact_content_types=None,
-            answer_type=JSON_ANSWER,
-            query=True,
+            "platform_twilio_studio",
+            "/v1/platforms/twilio/studio",
+            _JSON | _FORM,
+            studio,
+            platform(studio_answer),
             signed=True,
-            read=studio,
-            answer=platform(studio_answer),
-            checks_ruleset=False,
         ),
     )
     return {endpoint.path.encode(): endpoint for endpoint in endpoints}

@@ -67,7 +67,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("router.http")
 
-PATH = b"/v1/route"
 ROLE = "route"
 
 _REFUSED_HEADERS = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
@@ -358,7 +357,6 @@ class RouteLane:
         return self._date_line
 
 
-_ROUTE = PATH.decode()
 _OK = b"HTTP/1.1 200 OK\r\n"
 
 
